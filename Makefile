@@ -1,0 +1,70 @@
+# Attention Mechanisms in Deep Learning — course tasks.
+# `make book` and `make test` set up .venv from the pinned requirements first.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+# nbgrader calls helpers such as `alembic` by name, so the environment's bin/ comes first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+CHAPTERS    := $(sort $(wildcard book/ch*.ipynb))
+ASSIGNMENTS := $(sort $(notdir $(wildcard autograde/source/*)))
+INSTRUCTOR  := $(foreach a,$(ASSIGNMENTS),autograde/source/$(a)/$(a).ipynb)
+
+.PHONY: help setup book test lab release grade execute serve constraints clean
+
+help:
+	@echo "make book       build the HTML book into _build/html"
+	@echo "make test       run the whole suite (solutions, notebooks, autograding, book build)"
+	@echo "make lab        open JupyterLab on the exercise notebooks"
+	@echo "make release    regenerate book/exercises/ from autograde/source/ with nbgrader"
+	@echo "make grade      autograde autograde/submitted/, write feedback and grades.csv"
+	@echo "make execute    re-run the chapter and instructor notebooks to refresh stored outputs"
+	@echo "make serve      serve the built book on http://localhost:8000"
+
+# The virtual environment is rebuilt when the pins or the package metadata change.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; the course needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check pip==26.3
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W --keep-going
+	@echo "The book is in $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval -ra
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab book/exercises
+
+release: $(STAMP)
+	cd autograde && for a in $(ASSIGNMENTS); do ../$(BIN)/nbgrader generate_assignment "$$a" --force --log-level=WARN || exit 1; done
+	for a in $(ASSIGNMENTS); do cp autograde/release/$$a/$$a.ipynb book/exercises/$$a.ipynb; done
+	@echo "Student notebooks written to book/exercises/"
+
+grade: $(STAMP)
+	$(PY) autograde/grade.py
+
+execute: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 $(CHAPTERS) $(INSTRUCTOR)
+
+serve:
+	@test -d _build/html || { echo "no built book: run 'make book' first"; exit 1; }
+	$(PYTHON) -m http.server --directory _build/html 8000
+
+constraints: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' | { echo "# Every package the course installs, pinned (regenerate with 'make constraints')."; cat; echo "torch==2.13.0"; } | sort -f > constraints.txt
+
+clean:
+	rm -rf _build autograde/release autograde/submitted autograde/autograded autograde/feedback autograde/gradebook.db autograde/grades.csv
