@@ -3,8 +3,12 @@
 Usage (from anywhere; `make grade` runs it):  python autograde/grade.py [--course-dir DIR]
 
 Submissions are laid out as nbgrader expects:  submitted/<student>/<assignment>/<assignment>.ipynb
-Each submission is autograded on its own, so a broken or hostile notebook is reported and skipped,
-never stopping the run. The steps are nbgrader's own commands:
+Each submission is autograded on its own, so a broken or hostile notebook never stops the run. A cell
+that kills the Python kernel (``os._exit``, a segfault, running out of memory) makes nbgrader give up
+on the whole notebook; then the cell is found by running the notebook cell by cell, its answer cell is
+replaced by one that raises an error saying so, and the notebook is autograded again: only the
+exercise that killed the kernel (and those that build on it) lose their points. The learner's own
+file is kept beside it as ``<assignment>.ipynb.submitted``. The steps are nbgrader's own commands:
 
     nbgrader generate_assignment <a> --force   # records the grade cells in gradebook.db
     nbgrader autograde <a> --student <s> --force
@@ -16,11 +20,24 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
 COURSE_DIR = Path(__file__).resolve().parent
+MAX_KERNEL_DEATHS = 5  # cells replaced in one submission before giving up on it
+CELL_TIMEOUT = 120  # seconds, as Execute.timeout in nbgrader_config.py
+KILLED_KERNEL = (
+    "raise RuntimeError(\n"
+    "    'While grading, this answer cell (or the test of this exercise) stopped the Python kernel, '\n"
+    "    'so it was not run. Your code is in {backup}.'\n"
+    ")\n"
+)
 
 
 def nbgrader(course_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -47,6 +64,71 @@ def find_submissions(course_dir: Path) -> dict[str, list[str]]:
     return found
 
 
+def notebook_as_graded(course_dir: Path, assignment: str, submitted: Path) -> nbformat.NotebookNode:
+    """The submission with its locked cells and tests taken from source/, hidden tests included,
+    as nbgrader's autograde runs it."""
+    source = nbformat.read(course_dir / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells if "nbgrader" in c.metadata}
+    nb = nbformat.read(submitted, as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if (meta.get("locked") or meta.get("grade")) and not meta.get("solution") and meta.get("grade_id") in by_id:
+            cell.source = by_id[meta["grade_id"]].source
+    return nb
+
+
+def cell_that_kills_the_kernel(nb: nbformat.NotebookNode, folder: Path) -> int | None:
+    """Run ``nb`` cell by cell; the index of the cell during which the kernel died, or None."""
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, allow_errors=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                client.execute_cell(cell, index)
+            except DeadKernelError:
+                return index
+            except Exception:  # a timeout or any other failure is nbgrader's to grade
+                continue
+    return None
+
+
+def neutralise_kernel_killer(course_dir: Path, assignment: str, student: str) -> bool:
+    """Replace the answer cell whose exercise kills the kernel; True when one was found and replaced."""
+    folder = course_dir / "submitted" / student / assignment
+    submitted = folder / f"{assignment}.ipynb"
+    backup = folder / f"{assignment}.ipynb.submitted"
+    if not backup.exists():
+        shutil.copy2(submitted, backup)
+    index = cell_that_kills_the_kernel(notebook_as_graded(course_dir, assignment, submitted), folder)
+    if index is None:
+        return False
+    nb = nbformat.read(submitted, as_version=4)
+    answers = [i for i, c in enumerate(nb.cells[: index + 1])
+               if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
+    if not answers:  # the kernel died outside every exercise (e.g. in the set-up cell): nothing to save
+        return False
+    nb.cells[answers[-1]].source = KILLED_KERNEL.format(backup=backup.name)
+    nbformat.write(nb, submitted)
+    print(f"    cell {answers[-1]} of {student}/{assignment} stops the kernel; it is replaced and regraded")
+    return True
+
+
+def autograde(course_dir: Path, assignment: str, student: str) -> subprocess.CompletedProcess:
+    """nbgrader autograde for one student, retried when a cell kills the kernel."""
+    for _ in range(MAX_KERNEL_DEATHS + 1):
+        done = nbgrader(course_dir, "autograde", assignment, "--student", student, "--force")
+        graded = (course_dir / "autograded" / student / assignment).is_dir()
+        if done.returncode == 0 and graded:
+            return done
+        if "Kernel died" not in done.stdout + done.stderr:
+            return done
+        if not neutralise_kernel_killer(course_dir, assignment, student):
+            return done
+    return done
+
+
 def grade(course_dir: Path) -> int:
     submissions = find_submissions(course_dir)
     if not submissions:
@@ -60,7 +142,7 @@ def grade(course_dir: Path) -> int:
             return 1
         for number, student in enumerate(students, 1):
             print(f"[{assignment} {number}/{len(students)}] autograding {student} ...", flush=True)
-            done = nbgrader(course_dir, "autograde", assignment, "--student", student, "--force")
+            done = autograde(course_dir, assignment, student)
             if done.returncode != 0 or not (course_dir / "autograded" / student / assignment).is_dir():
                 failures.append((student, assignment, (done.stdout + done.stderr).strip()))
         done = nbgrader(course_dir, "generate_feedback", assignment, "--force")

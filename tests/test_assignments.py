@@ -24,12 +24,12 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from assignment_text import secret_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "autograde" / "source"
 EXERCISES = ROOT / "book" / "exercises"
 ASSIGNMENTS = sorted(p.name for p in SOURCE.iterdir() if p.is_dir())
-SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION\n?", re.S)
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS\n?", re.S)
 
 pytestmark = pytest.mark.slow
 
@@ -154,10 +154,14 @@ def test_one_wrong_exercise_loses_exactly_its_points(course, assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_hostile_submission_is_graded_without_stopping_the_run(course, assignment):
+    """The first answer kills its kernel: that exercise gets 0, the others are still graded."""
+    _, killer_ids, _ = exercises(instructor_notebook(assignment))[0]
     grades = scores(course, "hostile", assignment)
-    assert sum(s for s, _ in grades.values()) < sum(m for _, m in grades.values())
-    # The students graded after it were still graded (checked by the tests above); its feedback exists.
+    assert all(grades[name][0] == 0 for name in killer_ids), grades
+    assert 0 < sum(s for s, _ in grades.values()) < sum(m for _, m in grades.values()), grades
     assert (course / "feedback" / "hostile" / assignment / f"{assignment}.html").is_file()
+    kept = course / "submitted" / "hostile" / assignment / f"{assignment}.ipynb.submitted"
+    assert "os._exit(1)" in kept.read_text(), "the learner's own notebook must be kept"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -181,12 +185,3 @@ def test_student_notebook_holds_no_solution_or_hidden_test(assignment):
     assert "BEGIN SOLUTION" not in student_text and "HIDDEN TESTS" not in student_text
     for line in secret_lines(instructor):
         assert line not in student_text, f"student notebook leaks: {line!r}"
-
-
-def secret_lines(nb: nbformat.NotebookNode, min_length: int = 12) -> set[str]:
-    """Distinctive lines of the solution regions and hidden tests of an instructor notebook."""
-    lines = set()
-    for cell in nb.cells:
-        for region in SOLUTION.findall(cell.source) + HIDDEN.findall(cell.source):
-            lines.update(line.strip() for line in region.splitlines() if len(line.strip()) >= min_length)
-    return lines
