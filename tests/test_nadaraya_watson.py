@@ -261,3 +261,12 @@ def test_bad_masks_and_shapes_raise(device):
         gaussian_kernel_weights(torch.rand(2, 3, device=device), torch.rand(4, 7, device=device))
     with pytest.raises(ValueError, match="at least 2 points"):
         leave_one_out_mask(1)
+
+
+def test_infinite_bandwidth_is_average_pooling(device):
+    # Chapter 1 uses sigma = inf for the average-pooling baseline: every weight is exactly 1/n.
+    queries, keys = torch.rand(4, device=device), torch.rand(5, device=device)
+    weights = gaussian_kernel_weights(queries, keys, bandwidth=float("inf"))
+    torch.testing.assert_close(weights, torch.full((4, 5), 0.2, device=device))
+    masked = gaussian_kernel_weights(keys, keys, bandwidth=float("inf"), mask=leave_one_out_mask(5, device=device))
+    torch.testing.assert_close(masked, (1 - torch.eye(5, device=device)) / 4)
