@@ -18,3 +18,23 @@ def secret_lines(nb: nbformat.NotebookNode, min_length: int = 12) -> set[str]:
         outside = HIDDEN.sub("", SOLUTION.sub("", cell.source))
         public.update(line.strip() for line in outside.splitlines())
     return secret - public
+
+
+def normalise(text: str) -> str:
+    """Text with every line stripped and blank lines dropped, to compare code whatever its indentation."""
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def secret_snippets(nb: nbformat.NotebookNode, window: int = 3) -> set[str]:
+    """Every run of ``window`` consecutive lines of a solution region or hidden test (normalised), or the
+    whole region when it is shorter. A leak of a solution or of hidden tests shows such a run; a single
+    common line (an import, ``with torch.no_grad():``) that a chapter happens to share does not."""
+    snippets = set()
+    for cell in nb.cells:
+        for region in SOLUTION.findall(cell.source) + HIDDEN.findall(cell.source):
+            lines = normalise(region).splitlines()
+            if 0 < len(lines) < window:
+                snippets.add("\n".join(lines))
+            for start in range(len(lines) - window + 1):
+                snippets.add("\n".join(lines[start:start + window]))
+    return snippets

@@ -2,6 +2,7 @@
 shows no solution region and no hidden test of an exercise anywhere in the HTML or its sources."""
 from __future__ import annotations
 
+import html as html_lib
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import nbformat
 import pytest
 import yaml
 
-from assignment_text import secret_lines
+from assignment_text import normalise, secret_snippets
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -66,25 +67,46 @@ def test_chapter_has_equations_figures_tables_and_citations(html, chapter):
         assert (html / image).is_file(), f"{image} is referenced but not built"
 
 
-def test_no_solution_or_hidden_test_anywhere_in_the_book(html):
-    public = "\n".join(p.read_text() for p in (ROOT / "solutions").glob("*.py"))
+def exercise_secrets() -> set[str]:
+    """Runs of lines from the solution regions and hidden tests that the published reference code lacks."""
+    public = normalise("\n".join(p.read_text() for p in (ROOT / "solutions").glob("*.py")))
     secrets: set[str] = set()
     for source in (ROOT / "autograde" / "source").glob("*/*.ipynb"):
-        secrets |= secret_lines(nbformat.read(source, as_version=4))
-    # The reference implementations are published with the book; a line they share is not a secret.
-    secrets = {line for line in secrets if line not in public}
+        secrets |= secret_snippets(nbformat.read(source, as_version=4))
+    return {snippet for snippet in secrets if snippet not in public}
+
+
+def leaked(path: Path, secrets: set[str]) -> list[str]:
+    """The secrets that the built file ``path`` (HTML, notebook or text) shows."""
+    text = path.read_text(errors="replace")
+    if "BEGIN SOLUTION" in text or "BEGIN HIDDEN TESTS" in text:
+        return ["a BEGIN SOLUTION / BEGIN HIDDEN TESTS marker"]
+    if path.suffix == ".ipynb":
+        text = "\n".join(cell.source for cell in nbformat.reads(text, as_version=4).cells)
+    elif path.suffix == ".html":  # HTML splits code into highlighted spans and escapes quotes
+        text = html_lib.unescape(re.sub(r"<[^>]+>", "", text))
+    text = normalise(text)
+    return [snippet for snippet in secrets if snippet in text]
+
+
+def test_the_leak_check_tells_instructor_from_student_notebooks(tmp_path):
+    secrets = exercise_secrets()
+    for source in (ROOT / "autograde" / "source").glob("*/*.ipynb"):
+        nb = nbformat.read(source, as_version=4)
+        for cell in nb.cells:  # an instructor notebook whose markers were stripped still leaks
+            cell.source = cell.source.replace("### BEGIN SOLUTION", "").replace("### BEGIN HIDDEN TESTS", "")
+        nbformat.write(nb, tmp_path / source.name)
+        assert leaked(tmp_path / source.name, secrets), f"{source.name}: the check misses its solutions"
+        assert not leaked(ROOT / "book" / "exercises" / source.name, secrets)
+
+
+def test_no_solution_or_hidden_test_anywhere_in_the_book(html):
+    secrets = exercise_secrets()
     assert secrets, "the instructor notebooks define solution regions and hidden tests"
-    built = [p for p in html.rglob("*") if p.suffix in {".html", ".ipynb", ".txt", ".md", ".js"} and p.is_file()]
-    for path in built:
-        text = path.read_text(errors="replace")
-        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, path
-        if path.suffix in {".ipynb", ".md"}:
-            leaked = [line for line in secrets if line in text]
-        else:  # HTML escapes quotes and splits code into highlighted spans: compare the plain text
-            plain = re.sub(r"<[^>]+>", "", text).replace("&quot;", '"').replace("&#39;", "'").replace("&gt;", ">") \
-                .replace("&lt;", "<").replace("&amp;", "&")
-            leaked = [line for line in secrets if line in plain]
-        assert not leaked, f"{path.relative_to(html)} shows exercise secrets: {leaked[:3]}"
+    for path in html.rglob("*"):
+        if path.is_file() and path.suffix in {".html", ".ipynb", ".txt", ".md", ".js"}:
+            found = leaked(path, secrets)
+            assert not found, f"{path.relative_to(html)} shows exercise secrets: {found[:2]}"
 
 
 def test_exercise_pages_are_the_student_notebooks(html):
