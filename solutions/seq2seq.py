@@ -1,0 +1,293 @@
+"""Encoder–decoder machinery shared by the recurrent translation chapters (Bahdanau, Luong).
+
+A translation model here is an ``nn.Module`` with two methods,
+
+    state = model.encode(src, src_lens)                      # read the source once
+    logits, weights, state = model.step(prev_tokens, state)   # one decoder step
+
+where ``weights`` are the attention weights of that step over the source positions (or None for a
+model without attention). Everything else — teacher forcing, the loss, training, greedy decoding
+that stops at EOS, exact-match accuracy and the AER of the attention — is written once, here, on top
+of that interface. :class:`RNNEncoder` is the bidirectional GRU encoder of Bahdanau et al. (2015,
+Section 3.2, arXiv:1409.0473), which both chapters use so that their models differ only in the decoder.
+
+Shape letters:
+    B  batch            S  source positions (tokens + EOS)     T  target steps (tokens + EOS)
+    E  embedding size   H  hidden size per direction            D  annotation size (2H when bidirectional)
+    V  target vocabulary size
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from tqdm.auto import tqdm
+
+from .alignment_metrics import AlignmentScores, alignment_scores, links_from_attention
+from .data import Batch, Pair, TranslationData, Vocab
+
+__all__ = [
+    "RNNEncoder",
+    "Translator",
+    "teacher_forcing",
+    "sequence_loss",
+    "train_seq2seq",
+    "Decoded",
+    "greedy_decode",
+    "Evaluation",
+    "evaluate",
+    "accuracy_by",
+    "count_parameters",
+]
+
+
+def _check_source(src: torch.Tensor, src_lens: torch.Tensor) -> None:
+    if src.dim() != 2:
+        raise ValueError(f"src must be (B, S) token ids, got shape {tuple(src.shape)}")
+    if src_lens.shape != (src.shape[0],):
+        raise ValueError(f"src_lens must be (B,) = ({src.shape[0]},), got shape {tuple(src_lens.shape)}")
+    if src.shape[0] == 0:
+        raise ValueError("the batch is empty")
+    if int(src_lens.min()) < 1:
+        raise ValueError("a source has length 0; every source holds at least its EOS token "
+                         "(an empty sentence is encoded as [EOS])")
+    if int(src_lens.max()) > src.shape[1]:
+        raise ValueError(f"src_lens has a length of {int(src_lens.max())} but src has {src.shape[1]} positions")
+
+
+class RNNEncoder(nn.Module):
+    """Embedding + (bi)directional GRU: annotations ``h_j = [h→_j ; h←_j]`` of every source position.
+
+    Bahdanau et al. 2015, Section 3.2 and Appendix A.2.1 (arXiv:1409.0473): the forward RNN reads the
+    source left to right, the backward RNN right to left, and each annotation concatenates both, so
+    it summarises the whole sentence with a focus on the words around position j.
+
+    forward(src (B, S), src_lens (B,)) → annotations (B, S, D) with zeros at padding, and the final
+    states (B, D): the last forward state and the first backward state, concatenated.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, bidirectional: bool = True,
+                 dropout: float = 0.0, pad_id: int = Vocab.pad_id) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.rnn = nn.GRU(embed_dim, hidden_dim, batch_first=True, bidirectional=bidirectional)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = hidden_dim * (2 if bidirectional else 1)
+
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_source(src, src_lens)
+        embedded = self.dropout(self.embedding(src))  # (B, S, E)
+        packed = pack_padded_sequence(embedded, src_lens.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, final = self.rnn(packed)  # final: (directions, B, H)
+        annotations, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.shape[1])  # (B, S, D)
+        final = final.transpose(0, 1).reshape(src.shape[0], -1)  # (directions, B, H) -> (B, D)
+        return annotations, final
+
+
+class Translator(Protocol):
+    """What the helpers of this module need from a model."""
+
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> Any: ...
+
+    def step(self, prev_tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, torch.Tensor | None, Any]: ...
+
+
+def teacher_forcing(model: Translator, src: torch.Tensor, src_lens: torch.Tensor,
+                    tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the decoder on the gold previous tokens ``tgt_in`` (B, T) (BOS + target).
+
+    Returns logits (B, T, V) and the attention weights (B, T, S) of every step (None without attention).
+    """
+    state = model.encode(src, src_lens)
+    logits, weights = [], []
+    for t in range(tgt_in.shape[1]):
+        step_logits, step_weights, state = model.step(tgt_in[:, t], state)  # (B, V), (B, S)
+        logits.append(step_logits)
+        weights.append(step_weights)
+    stacked = torch.stack(logits, dim=1)  # (B, T, V)
+    if any(w is None for w in weights):
+        return stacked, None
+    return stacked, torch.stack(weights, dim=1)  # (B, T, S)
+
+
+def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = Vocab.pad_id) -> torch.Tensor:
+    """Mean cross-entropy per target token, padding excluded. logits (B, T, V), tgt_out (B, T)."""
+    if logits.shape[:2] != tgt_out.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(tgt_out.shape)} disagree on (B, T)")
+    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)  # (B*T, V) vs (B*T,)
+
+
+def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_size: int = 64,
+                  lr: float = 2e-3, clip: float = 1.0, seed: int = 0, valid: TranslationData | None = None,
+                  progress: bool = False) -> list[dict[str, float]]:
+    """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
+
+    Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus
+    ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if len(data) == 0:
+        raise ValueError("the training data are empty")
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    order = random.Random(seed)
+    history = []
+    n_batches = -(-len(data) // batch_size)
+    bar = tqdm(total=epochs * n_batches, disable=not progress, desc="training", leave=False)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        for batch in data.batches(batch_size, shuffle=True, seed=order):
+            batch = batch.to(device)
+            logits, _ = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
+            loss = sequence_loss(logits, batch.tgt_out)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            total, count = total + loss.item() * len(batch.pairs), count + len(batch.pairs)
+            bar.update()
+        record = {"epoch": epoch, "loss": total / count}
+        if valid is not None:
+            record["valid_accuracy"] = evaluate(model, valid, with_alignment=False).accuracy
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        history.append(record)
+    bar.close()
+    return history
+
+
+@dataclass
+class Decoded:
+    """Greedy translations of a batch, EOS removed, with each step's attention weights."""
+
+    tokens: list[list[int]]  # per example, the ids before EOS
+    weights: list[torch.Tensor | None]  # per example (steps, S_b): one row per step taken, EOS step included
+    finished: list[bool]  # False when the example hit max_len before emitting EOS
+
+
+@torch.no_grad()
+def greedy_decode(model: Translator, src: torch.Tensor, src_lens: torch.Tensor, max_len: int,
+                  bos_id: int = Vocab.bos_id, eos_id: int = Vocab.eos_id) -> Decoded:
+    """Decode by always taking the most likely next token, from BOS until EOS or ``max_len`` tokens.
+
+    An example stops at its first EOS (which is not part of its tokens); an example that has not
+    produced EOS after ``max_len`` tokens returns those tokens with ``finished=False``. An empty
+    sentence is a source holding only EOS (length 1) and decodes like any other; a source of
+    length 0 is refused. Finished examples stop changing while the rest of the batch goes on.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    _check_source(src, src_lens)
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    state = model.encode(src, src_lens)
+    batch = src.shape[0]
+    prev = torch.full((batch,), bos_id, dtype=torch.long, device=src.device)  # (B,)
+    done = torch.zeros(batch, dtype=torch.bool, device=src.device)  # (B,)
+    outputs, rows = [], []
+    for _ in range(max_len + 1):  # max_len tokens, then one more step in which EOS may come
+        logits, weights, state = model.step(prev, state)  # (B, V), (B, S)
+        prev = logits.argmax(dim=-1)  # (B,)
+        outputs.append(prev)
+        rows.append(weights)
+        done = done | (prev == eos_id)
+        if bool(done.all()):
+            break
+    if was_training:
+        model.train()
+    tokens_tb = torch.stack(outputs, dim=1).tolist()  # (B, steps)
+    tokens, finished, kept = [], [], []
+    for b in range(batch):
+        seq = tokens_tb[b]
+        if eos_id in seq[:max_len + 1]:
+            end = seq.index(eos_id)
+            tokens.append(seq[:end])
+            finished.append(end <= max_len)
+            kept.append(end + 1)
+        else:
+            tokens.append(seq[:max_len])
+            finished.append(False)
+            kept.append(max_len)
+    if any(w is None for w in rows):
+        weights_out = [None] * batch
+    else:
+        stacked = torch.stack(rows, dim=1)  # (B, steps, S)
+        weights_out = [stacked[b, :kept[b], :int(src_lens[b])].cpu() for b in range(batch)]
+    return Decoded(tokens, weights_out, finished)
+
+
+@dataclass
+class Evaluation:
+    """Greedy translations of a data set, scored."""
+
+    pairs: list[Pair]
+    predictions: list[tuple[str, ...]]
+    correct: list[bool]  # exact match with the gold target
+    accuracy: float  # fraction of exact matches
+    alignment: AlignmentScores | None  # AER of the teacher-forced attention's argmax links, if it attends
+    weights: list[torch.Tensor | None]  # greedy decoding's attention per example (steps, S)
+
+
+@torch.no_grad()
+def _attention_links(model: Translator, data: TranslationData, batch: Batch) -> list[set[tuple[int, int]]]:
+    """Argmax links of the attention while the decoder is fed the gold target (EOS row and column dropped)."""
+    _, weights = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, S)
+    if weights is None:
+        raise ValueError("the model returns no attention weights, so it has no alignment to score")
+    return [links_from_attention(weights[b], source_len=len(p.source), target_len=len(p.target))
+            for b, p in enumerate(batch.pairs)]
+
+
+def evaluate(model: nn.Module, data: TranslationData, batch_size: int = 256, max_len: int | None = None,
+             with_alignment: bool = True) -> Evaluation:
+    """Exact-match accuracy of greedy decoding on ``data``, and the AER of the model's attention.
+
+    ``max_len`` defaults to twice the longest gold target plus 2. The alignment is the argmax of
+    the attention while the decoder reads the *gold* target, so every target word has a row even
+    when the translation goes wrong; it is scored against the gold links (Och & Ney's AER).
+    """
+    if len(data) == 0:
+        raise ValueError("the evaluation data are empty")
+    device = next(model.parameters()).device
+    max_len = max_len or 2 * max(len(p.target) for p in data.pairs) + 2
+    was_training = model.training
+    model.eval()
+    predictions, weights, links = [], [], []
+    attends = with_alignment
+    for batch in data.batches(batch_size):
+        batch = batch.to(device)
+        decoded = greedy_decode(model, batch.src, batch.src_lens, max_len)
+        predictions += [tuple(data.tgt_vocab.decode(ids)) for ids in decoded.tokens]
+        weights += decoded.weights
+        if attends and decoded.weights[0] is None:
+            attends = False
+        if attends:
+            links += _attention_links(model, data, batch)
+    model.train(was_training)
+    correct = [pred == pair.target for pred, pair in zip(predictions, data.pairs)]
+    return Evaluation(
+        pairs=list(data.pairs), predictions=predictions, correct=correct,
+        accuracy=sum(correct) / len(correct),
+        alignment=alignment_scores(links, data.pairs) if attends else None,
+        weights=weights,
+    )
+
+
+def accuracy_by(evaluation: Evaluation, key=lambda pair: len(pair.source)) -> dict[Any, tuple[int, float]]:
+    """Exact-match accuracy per group of examples, e.g. per source length: {key: (count, accuracy)}."""
+    groups: dict[Any, list[bool]] = {}
+    for pair, ok in zip(evaluation.pairs, evaluation.correct):
+        groups.setdefault(key(pair), []).append(ok)
+    return {k: (len(v), sum(v) / len(v)) for k, v in sorted(groups.items())}
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
