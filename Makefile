@@ -10,6 +10,10 @@ JOBS   ?= 2
 
 # nbgrader calls helpers such as `alembic` by name, so the environment's bin/ comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# One thread per torch process: the test workers and notebook kernels share the cores, and several
+# two-thread processes on two cores run many times slower. It also makes the stored chapter outputs
+# (`make execute`) and their re-check (`make test`) run with the same thread count.
+export OMP_NUM_THREADS ?= 1
 
 CHAPTERS    := $(sort $(wildcard book/ch*.ipynb))
 ASSIGNMENTS := $(sort $(notdir $(wildcard autograde/source/*)))
