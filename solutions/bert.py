@@ -46,6 +46,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import generate_sentences
+from .progress import show_progress
 
 __all__ = [
     "PAD", "CLS", "SEP", "MASK", "UNK", "SPECIALS", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT",
@@ -499,7 +500,7 @@ def _warmup_linear(step: int, total: int, warmup: int) -> float:
 def pretrain(model: BertForPreTraining, pairs: Sequence[tuple[Sequence[str], Sequence[str], int]],
              vocab: WordVocab, steps: int, batch_size: int = 64, lr: float = 1e-3, warmup: int = 100,
              weight_decay: float = 0.01, seed: int = 0, log_every: int = 50,
-             progress: bool = False) -> list[dict[str, float]]:
+             progress: bool | None = None) -> list[dict[str, float]]:
     """Minimise MLM loss + NSP loss with AdamW and warm-up/linear decay; masks are drawn afresh per batch.
 
     Returns one record per ``log_every`` steps: the step and the mean MLM loss, NSP loss, MLM accuracy
@@ -515,7 +516,7 @@ def pretrain(model: BertForPreTraining, pairs: Sequence[tuple[Sequence[str], Seq
     order: list[int] = []
     history, sums = [], defaultdict(float)
     model.train()
-    for step in tqdm(range(steps), disable=not progress, desc="pre-training", leave=False):
+    for step in tqdm(range(steps), disable=not show_progress(progress), desc="pre-training", leave=False):
         if len(order) < batch_size:
             more = list(range(len(pairs)))
             rng.shuffle(more)

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from .alignment_metrics import AlignmentScores, alignment_scores, links_from_attention
 from .data import Batch, Pair, TranslationData, Vocab
+from .progress import show_progress
 
 __all__ = [
     "RNNEncoder",
@@ -124,11 +125,12 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = Voc
 
 def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_size: int = 64,
                   lr: float = 2e-3, clip: float = 1.0, seed: int = 0, valid: TranslationData | None = None,
-                  progress: bool = False) -> list[dict[str, float]]:
+                  progress: bool | None = None) -> list[dict[str, float]]:
     """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
 
     Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus
-    ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given.
+    ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given. A tqdm bar shows
+    progress unless ``progress=False`` or the environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -139,7 +141,7 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
     order = random.Random(seed)
     history = []
     n_batches = -(-len(data) // batch_size)
-    bar = tqdm(total=epochs * n_batches, disable=not progress, desc="training", leave=False)
+    bar = tqdm(total=epochs * n_batches, disable=not show_progress(progress), desc="training", leave=False)
     for epoch in range(1, epochs + 1):
         model.train()
         total, count = 0.0, 0

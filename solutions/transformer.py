@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .data import TranslationData, Vocab
 from .multihead import MultiHeadAttention, causal_mask
+from .progress import show_progress
 from .seq2seq import sequence_loss
 
 __all__ = [
@@ -324,7 +325,7 @@ def transformer_lr(step: int, d_model: int, warmup: int = 4000) -> float:
 
 def train_transformer(model: Transformer, data: TranslationData, epochs: int, batch_size: int = 64,
                       lr: float = 1e-3, warmup: int = 200, clip: float = 1.0, seed: int = 0,
-                      progress: bool = False) -> list[dict[str, float]]:
+                      progress: bool | None = None) -> list[dict[str, float]]:
     """Adam(β = 0.9, 0.98) on the teacher-forced cross-entropy, all target positions at once.
 
     The learning rate follows the shape of eq. (3) — linear warm-up for ``warmup`` steps, then
@@ -342,7 +343,7 @@ def train_transformer(model: Transformer, data: TranslationData, epochs: int, ba
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: transformer_lr(s + 1, d, warmup) / peak)
     order = random.Random(seed)
     history = []
-    bar = tqdm(total=epochs * -(-len(data) // batch_size), disable=not progress, desc="training", leave=False)
+    bar = tqdm(total=epochs * -(-len(data) // batch_size), disable=not show_progress(progress), desc="training", leave=False)
     model.train()
     for epoch in range(1, epochs + 1):
         total, count = 0.0, 0
