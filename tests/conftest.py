@@ -15,3 +15,13 @@ DEVICES = [
 def device(request):
     """A `torch.device`: CPU always, CUDA when one is present (skipped otherwise)."""
     return torch.device(request.param)
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one CPU thread: the models here are small, and extra threads on shared cores only
+    slow them down (`make test` already sets OMP_NUM_THREADS=1; this covers a plain `pytest` run)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

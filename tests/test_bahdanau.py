@@ -248,15 +248,6 @@ def test_empty_sentence(device):
 
 
 # --------------------------------------------------------------------------- training
-@pytest.fixture
-def one_thread():
-    """Small recurrent models train fastest on one CPU thread; several threads oversubscribe a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def dates():
     return TranslationData.from_pairs(generate_dates(500, seed=3), seed=0)

@@ -370,15 +370,6 @@ def test_pretraining_batch_layout(device):
 
 
 # --------------------------------------------------------------------------------------- training
-@pytest.fixture
-def one_thread():
-    """Tiny matrices gain nothing from intra-op threads, and lose a lot when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_short_pretraining_learns_and_fine_tuning_starts_from_it(device, one_thread):
     docs = generate_documents(900, 3, seed=0)
     vocab = WordVocab.build([s for d in docs for s in d])

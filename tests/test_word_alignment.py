@@ -36,12 +36,8 @@ from solutions.word_alignment import (
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def single_thread(one_thread):
     """The tensors here are small: one thread avoids the cost of synchronising threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def pair(source: str, target: str) -> Pair:
