@@ -54,6 +54,19 @@ class Pair:
             raise ValueError(f"sure links {sorted(self.alignment - self.possible)} are not possible links")
 
 
+def _collect(n: int, draw, unique: bool) -> list[Pair]:
+    """``n`` pairs from ``draw()``; with ``unique``, a pair whose source was drawn before is drawn again."""
+    pairs, seen = [], set()
+    while len(pairs) < n:
+        pair = draw()
+        if unique:
+            if pair.source in seen:
+                continue
+            seen.add(pair.source)
+        pairs.append(pair)
+    return pairs
+
+
 def _check_n(n: int) -> None:
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
@@ -169,16 +182,13 @@ def generate_dates(n: int, seed: int = 0, start: date = date(1950, 1, 1), end: d
     if unique and n > span * len(formats):
         raise ValueError(f"asked for {n} unique dates but only {span * len(formats)} exist")
     formats = tuple(dict.fromkeys(formats))  # a repeated format would only repeat pairs
-    rng, pairs, seen = random.Random(seed), [], set()
-    while len(pairs) < n:
+    rng = random.Random(seed)
+
+    def draw() -> Pair:
         day = start + timedelta(days=rng.randrange(span))
-        pair = render_date(day, *formats[rng.randrange(len(formats))])
-        if unique:
-            if pair.source in seen:
-                continue
-            seen.add(pair.source)
-        pairs.append(pair)
-    return pairs
+        return render_date(day, *formats[rng.randrange(len(formats))])
+
+    return _collect(n, draw, unique)
 
 
 # ------------------------------------------------------------------------------------- sentences
@@ -370,8 +380,9 @@ def generate_sentences(n: int, seed: int = 0, unique: bool = False) -> list[Pair
     _check_n(n)
     if unique and n > count_sentences():
         raise ValueError(f"asked for {n} unique sentences but the grammar has {count_sentences()}")
-    rng, subjects, pairs, seen = random.Random(seed), list(_SUBJECTS.values()), [], set()
-    while len(pairs) < n:
+    rng, subjects = random.Random(seed), list(_SUBJECTS.values())
+
+    def draw() -> Pair:
         subject, verb = subjects[rng.randrange(len(subjects))], _VERBS[rng.randrange(len(_VERBS))]
         nouns = _objects_for(verb)
         forms = _OBJECTS[nouns[rng.randrange(len(nouns))]]
@@ -383,13 +394,9 @@ def generate_sentences(n: int, seed: int = 0, unique: bool = False) -> list[Pair
                 place = _PLACES[rng.randrange(len(_PLACES))]
             if rng.random() < 0.4:
                 time = _TIMES[rng.randrange(len(_TIMES))]
-        pair = _sentence(subject, verb, negated, obj, place, time)
-        if unique:
-            if pair.source in seen:
-                continue
-            seen.add(pair.source)
-        pairs.append(pair)
-    return pairs
+        return _sentence(subject, verb, negated, obj, place, time)
+
+    return _collect(n, draw, unique)
 
 
 def count_sentences(verb: str | None = None) -> int:
