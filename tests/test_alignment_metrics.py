@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from solutions.alignment_metrics import alignment_error_rate, alignment_scores, links_from_attention
+from solutions.metrics import alignment_error_rate, alignment_scores, links_from_attention
 from solutions.data import Pair
 
 

@@ -1,22 +1,13 @@
-"""Tests for solutions.bahdanau: RNNsearch (additive attention decoder) and the RNNencdec baseline."""
+"""Tests for solutions.history.bahdanau: RNNsearch (additive attention decoder) and the RNNencdec baseline."""
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from solutions.bahdanau import (
-    AttentionState,
-    BahdanauConfig,
-    DeepOutput,
-    RNNencdec,
-    RNNsearch,
-    additive_attention,
-    alignment_energies,
-    initial_state,
-    project_annotations,
-)
+from solutions.history.bahdanau import (AttentionState, BahdanauConfig, DeepOutput, RNNencdec, RNNsearch, additive_attention, alignment_energies, initial_state, project_annotations)
 from solutions.data import TranslationData, Vocab, generate_dates
-from solutions.seq2seq import count_parameters, evaluate, greedy_decode, teacher_forcing, train_seq2seq
+from solutions.train import count_parameters
+from solutions.history.seq2seq import evaluate, greedy_decode, teacher_forcing, train_seq2seq
 
 EOS, BOS = Vocab.eos_id, Vocab.bos_id
 MODELS = [RNNsearch, RNNencdec]
@@ -137,7 +128,7 @@ def test_precomputed_energies_equal_the_additive_score(device):
     state = torch.randn(2, 5, generator=gen, dtype=torch.float64).to(device)
     projected = project_annotations(model.score, annotations)
     torch.testing.assert_close(projected, annotations @ model.score.w_key.T)
-    reference = model.score(state.unsqueeze(1), annotations).squeeze(1)  # solutions.scores.AdditiveScore
+    reference = model.score(state.unsqueeze(1), annotations).squeeze(1)  # solutions.attention.scores.AdditiveScore
     torch.testing.assert_close(alignment_energies(state, projected, model.score), reference)
     with pytest.raises(ValueError, match=r"state must be \(B, N\) with N = 5"):
         alignment_energies(torch.zeros(2, 4, dtype=torch.float64, device=device), projected, model.score)

@@ -1,4 +1,4 @@
-"""Tests for solutions.bert: input representation, masking procedure, tied MLM head, losses, NSP data."""
+"""Tests for solutions.history.bert: input representation, masking procedure, tied MLM head, losses, NSP data."""
 import math
 import random
 
@@ -7,31 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from solutions.bert import (
-    IGNORE_INDEX,
-    IS_NEXT,
-    NOT_NEXT,
-    OBJECT_CLASSES,
-    BertConfig,
-    BertEmbeddings,
-    BertForPreTraining,
-    BertForSequenceClassification,
-    BertModel,
-    WordVocab,
-    classifier_accuracy,
-    collate,
-    encode_pair,
-    evaluate_pretraining,
-    generate_documents,
-    make_pretraining_batch,
-    mask_tokens,
-    mlm_loss,
-    nsp_pairs,
-    object_class,
-    pretrain,
-    subject_of,
-    train_classifier,
-)
+from solutions.history.bert import (IGNORE_INDEX, IS_NEXT, NOT_NEXT, OBJECT_CLASSES, BertConfig, BertEmbeddings, BertForPreTraining, BertForSequenceClassification, BertModel, WordVocab, classifier_accuracy, collate, encode_pair, evaluate_pretraining, generate_documents, make_pretraining_batch, mask_tokens, mlm_loss, nsp_pairs, object_class, pretrain, subject_of, train_classifier)
 from solutions.data import generate_sentences
 
 V = 40  # vocabulary size of the tiny models

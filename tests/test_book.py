@@ -69,7 +69,7 @@ def test_chapter_has_equations_figures_tables_and_citations(html, chapter):
 
 def exercise_secrets() -> set[str]:
     """Runs of lines from the solution regions and hidden tests that the published reference code lacks."""
-    public = normalise("\n".join(p.read_text() for p in (ROOT / "solutions").glob("*.py")))
+    public = normalise("\n".join(p.read_text() for p in (ROOT / "solutions").rglob("*.py")))
     secrets: set[str] = set()
     for source in (ROOT / "autograde" / "source").glob("*/*.ipynb"):
         secrets |= secret_snippets(nbformat.read(source, as_version=4))

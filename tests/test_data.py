@@ -6,20 +6,7 @@ from datetime import date
 import pytest
 import torch
 
-from solutions.data import (
-    DATE_FORMATS,
-    Pair,
-    TranslationData,
-    Vocab,
-    count_sentences,
-    generate_dates,
-    generate_sentences,
-    lexicon_links,
-    pad_batch,
-    render_date,
-    sentence_pair,
-    split,
-)
+from solutions.data import (DATE_FORMATS, Pair, TranslationData, Vocab, count_sentences, generate_dates, generate_sentences, lexicon_links, pad_batch, render_date, sentence_pair, split)
 
 WEDNESDAY = date(2026, 11, 25)
 

@@ -1,13 +1,13 @@
-"""Tests for solutions.fusion: weighted_sum and attention = score → align → fuse."""
+"""Tests for solutions.attention: weighted_sum and attention = score → align → fuse."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from solutions.fusion import attention, weighted_sum
-from solutions.masking import lengths_to_mask, masked_softmax
-from solutions.scores import AdditiveScore, GeneralScore, additive_score, dot_score, make_score
+from solutions.attention import attention, weighted_sum
+from solutions.attention.masking import lengths_to_mask, masked_softmax
+from solutions.attention.scores import AdditiveScore, GeneralScore, additive_score, dot_score, make_score
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -199,15 +199,15 @@ def test_unknown_score(device):
 
 
 def test_keys_and_values_disagree(device):
-    message = r"keys have 5 positions but values have 4 \(keys \(2, 5, 8\), values \(2, 4, 3\)\)"
+    message = r"keys have 5 positions but values have 4 \(key \(2, 5, 8\), value \(2, 4, 3\)\)"
     with pytest.raises(ValueError, match=message):
         attention(_rand(2, 3, 8, device=device), _rand(2, 5, 8, device=device), _rand(2, 4, 3, device=device))
 
 
 def test_query_and_keys_leading_dims(device):
-    with pytest.raises(ValueError, match=r"query \(2, 3, 8\) and keys \(4, 5, 8\) do not broadcast"):
+    with pytest.raises(ValueError, match=r"query \(2, 3, 8\) and key \(4, 5, 8\) do not broadcast"):
         attention(_rand(2, 3, 8, device=device), _rand(4, 5, 8, device=device), _rand(4, 5, 3, device=device))
-    with pytest.raises(ValueError, match=r"keys \(2, 5, 8\) and values \(3, 5, 3\) do not broadcast"):
+    with pytest.raises(ValueError, match=r"key \(2, 5, 8\) and value \(3, 5, 3\) do not broadcast"):
         attention(_rand(2, 3, 8, device=device), _rand(2, 5, 8, device=device), _rand(3, 5, 3, device=device))
 
 
@@ -223,7 +223,7 @@ def test_weighted_sum_errors(device):
     message = r"weights cover 5 keys but values have 7 positions \(weights \(2, 3, 5\), values \(2, 7, 4\)\)"
     with pytest.raises(ValueError, match=message):
         weighted_sum(_rand(2, 3, 5, device=device), _rand(2, 7, 4, device=device))
-    with pytest.raises(ValueError, match=r"values must have at least 2 dimensions.*\(5,\)"):
+    with pytest.raises(ValueError, match=r"value must have at least 2 dimensions.*\(5,\)"):
         weighted_sum(_rand(3, 5, device=device), _rand(5, device=device))
 
 

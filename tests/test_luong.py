@@ -1,26 +1,13 @@
-"""Tests for solutions.luong: global and local attention, the four scores, input feeding, the translator."""
+"""Tests for solutions.history.luong: global and local attention, the four scores, input feeding, the translator."""
 import math
 
 import pytest
 import torch
 
 from solutions.data import TranslationData, Vocab, generate_dates
-from solutions.luong import (
-    ATTENTIONS,
-    SCORE_NAMES,
-    LuongAttention,
-    LuongConfig,
-    LuongState,
-    LuongTranslator,
-    attentional_hidden,
-    gaussian_window,
-    local_weights,
-    location_score,
-    predicted_position,
-    window_mask,
-)
-from solutions.masking import lengths_to_mask
-from solutions.seq2seq import evaluate, teacher_forcing, train_seq2seq
+from solutions.history.luong import (ATTENTIONS, SCORE_NAMES, LuongAttention, LuongConfig, LuongState, LuongTranslator, attentional_hidden, gaussian_window, local_weights, location_score, predicted_position, window_mask)
+from solutions.attention.masking import lengths_to_mask
+from solutions.history.seq2seq import evaluate, teacher_forcing, train_seq2seq
 
 EOS = Vocab.eos_id
 COMBINATIONS = [(a, s, f) for a in ATTENTIONS for s in SCORE_NAMES for f in (True, False)]

@@ -1,10 +1,10 @@
-"""Tests for solutions.masking: lengths_to_mask and the masked, tempered softmax."""
+"""Tests for solutions.attention.masking: lengths_to_mask and the masked, tempered softmax."""
 import math
 
 import pytest
 import torch
 
-from solutions.masking import lengths_to_mask, masked_softmax
+from solutions.attention.masking import lengths_to_mask, masked_softmax
 
 DTYPES = [torch.float32, torch.float64]
 T, F = True, False

@@ -1,19 +1,11 @@
-"""Tests for solutions.nadaraya_watson: attention pooling as Gaussian kernel regression."""
+"""Tests for solutions.foundations.nadaraya_watson: attention pooling as Gaussian kernel regression."""
 import math
 
 import pytest
 import torch
 
-from solutions.nadaraya_watson import (
-    LearnedKernelRegression,
-    RegressionData,
-    fit_kernel_regression,
-    gaussian_kernel_weights,
-    leave_one_out_mask,
-    make_regression_data,
-    nadaraya_watson,
-    target_function,
-)
+from solutions.foundations.nadaraya_watson import (LearnedKernelRegression, fit_kernel_regression, gaussian_kernel_weights, leave_one_out_mask, nadaraya_watson)
+from solutions.data import RegressionData, make_regression_data, target_function
 
 
 def test_weights_are_positive_and_rows_sum_to_one(device):

@@ -1,5 +1,5 @@
 """Progress bars: on in an interactive session, off when make stores or re-checks notebook outputs."""
-from solutions.progress import show_progress
+from solutions.train import show_progress
 
 
 def test_progress_follows_the_environment_unless_asked(monkeypatch):

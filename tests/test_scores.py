@@ -1,22 +1,10 @@
-"""Tests for solutions.scores: the four score functions, their modules and the factory."""
+"""Tests for solutions.attention.scores: the four score functions, their modules and the factory."""
 import math
 
 import pytest
 import torch
 
-from solutions.scores import (
-    SCORE_FUNCTIONS,
-    SCORES,
-    AdditiveScore,
-    DotScore,
-    GeneralScore,
-    ScaledDotScore,
-    additive_score,
-    dot_score,
-    general_score,
-    make_score,
-    scaled_dot_score,
-)
+from solutions.attention.scores import (SCORE_FUNCTIONS, SCORES, AdditiveScore, DotScore, GeneralScore, ScaledDotScore, additive_score, dot_score, general_score, make_score, scaled_dot_score)
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -223,7 +211,7 @@ def test_too_few_dimensions(device, name):
     fn = _all_scores(4, 4, 3, device, torch.float64)[name]
     with pytest.raises(ValueError, match=r"query must have at least 2 dimensions.*\(4,\)"):
         fn(_rand(4, device=device), _rand(5, 4, device=device))
-    with pytest.raises(ValueError, match=r"keys must have at least 2 dimensions.*\(4,\)"):
+    with pytest.raises(ValueError, match=r"key must have at least 2 dimensions.*\(4,\)"):
         fn(_rand(3, 4, device=device), _rand(4, device=device))
 
 
@@ -242,13 +230,13 @@ def test_general_weight_shape(device):
 def test_additive_weight_shapes(device):
     query, keys = _rand(2, 3, device=device), _rand(4, 5, device=device)
     w_q, w_k, v = _rand(6, 3, device=device), _rand(6, 5, device=device), _rand(6, device=device)
-    with pytest.raises(ValueError, match=r"w_query must have shape \(Dh, Dq\) = \(6, 3\).*got \(6, 5\)"):
+    with pytest.raises(ValueError, match=r"w_query must have shape \(A, Dq\) = \(6, 3\).*got \(6, 5\)"):
         additive_score(query, keys, w_k, w_k, v)
-    with pytest.raises(ValueError, match=r"w_key must have shape \(Dh, Dk\) = \(6, 5\).*got \(6, 3\)"):
+    with pytest.raises(ValueError, match=r"w_key must have shape \(A, Dk\) = \(6, 5\).*got \(6, 3\)"):
         additive_score(query, keys, w_q, w_q, v)
-    with pytest.raises(ValueError, match=r"w_query must have shape \(Dh, Dq\) = \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"w_query must have shape \(A, Dq\) = \(4, 3\)"):
         additive_score(query, keys, w_q, w_k, _rand(4, device=device))
-    with pytest.raises(ValueError, match=r"v must have shape \(Dh,\), got \(6, 1\)"):
+    with pytest.raises(ValueError, match=r"v must have shape \(A,\), got \(6, 1\)"):
         additive_score(query, keys, w_q, w_k, _rand(6, 1, device=device))
 
 

@@ -4,18 +4,9 @@ import torch
 from torch import nn
 
 from solutions.data import TranslationData, Vocab, generate_dates, sentence_pair
-from solutions.fusion import attention
-from solutions.seq2seq import (
-    Evaluation,
-    RNNEncoder,
-    accuracy_by,
-    count_parameters,
-    evaluate,
-    greedy_decode,
-    sequence_loss,
-    teacher_forcing,
-    train_seq2seq,
-)
+from solutions.attention import attention
+from solutions.history.seq2seq import (Evaluation, RNNEncoder, accuracy_by, evaluate, greedy_decode, sequence_loss, teacher_forcing, train_seq2seq)
+from solutions.train import count_parameters
 
 EOS, BOS = Vocab.eos_id, Vocab.bos_id
 

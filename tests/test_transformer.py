@@ -1,4 +1,4 @@
-"""Tests for solutions.multihead and solutions.transformer.
+"""Tests for solutions.attention and solutions.history.transformer.
 
 The readable implementations are PROVEN EQUAL to PyTorch's fused / built-in ones with the weights
 copied across: outputs, attention weights (where PyTorch returns them) and gradients. The course's
@@ -12,12 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions.data import TranslationData, generate_dates
-from solutions.multihead import (MultiHeadAttention, causal_mask, merge_heads, scaled_dot_product_attention,
-                                 split_heads)
-from solutions.seq2seq import greedy_decode, teacher_forcing
-from solutions.transformer import (DecoderLayer, EncoderLayer, PositionalEncoding, PositionwiseFeedForward,
-                                   Transformer, TransformerConfig, sinusoidal_positional_encoding,
-                                   train_transformer, transformer_lr)
+from solutions.attention import (MultiHeadAttention, causal_mask, merge_heads, scaled_dot_product_attention, split_heads)
+from solutions.history.seq2seq import greedy_decode, teacher_forcing
+from solutions.history.transformer import (DecoderLayer, EncoderLayer, PositionalEncoding, PositionwiseFeedForward, Transformer, TransformerConfig, sinusoidal_positional_encoding, train_transformer, transformer_lr)
 
 TOL64 = dict(atol=1e-10, rtol=1e-8)
 
@@ -182,11 +179,11 @@ def test_sdpa_gradcheck(device):
 
 def test_sdpa_errors(device):
     x = torch.zeros(2, 3, 4, device=device)
-    with pytest.raises(ValueError, match="query has 4 features but key has 5"):
+    with pytest.raises(ValueError, match="query has 4 features but keys have 5"):
         scaled_dot_product_attention(x, torch.zeros(2, 3, 5, device=device), x)
-    with pytest.raises(ValueError, match="key has 3 positions but value has 2"):
+    with pytest.raises(ValueError, match="keys have 3 positions but values have 2"):
         scaled_dot_product_attention(x, x, torch.zeros(2, 2, 4, device=device))
-    with pytest.raises(ValueError, match="keys have 3 positions but attn_mask has 5"):
+    with pytest.raises(ValueError, match="keys have 3 positions but mask has 5"):
         scaled_dot_product_attention(x, x, x, attn_mask=torch.ones(3, 5, dtype=torch.bool, device=device))
     with pytest.raises(ValueError, match="does not broadcast"):
         scaled_dot_product_attention(x, x, x, attn_mask=torch.ones(4, 3, 3, dtype=torch.bool, device=device))
@@ -474,7 +471,7 @@ def test_causal_decoder_never_looks_ahead(device, norm_first):
 
 
 def test_step_interface_equals_parallel_forward(device):
-    """Teacher forcing one step at a time (solutions.seq2seq) gives the parallel forward pass."""
+    """Teacher forcing one step at a time (solutions.history.seq2seq) gives the parallel forward pass."""
     model = _tiny_model(device)
     src = torch.tensor([[4, 5, 6, 2], [7, 8, 2, 0]], device=device)
     src_lens = torch.tensor([4, 3], device=device)

@@ -6,33 +6,12 @@ import math
 import pytest
 import torch
 
-from solutions.alignment_metrics import alignment_scores
+from solutions.metrics import alignment_scores
 from solutions.data import Pair, generate_dates, generate_sentences, sentence_pair
-from solutions.word_alignment import (
-    NULL,
-    NULL_ID,
-    AlignerConfig,
-    HMMParams,
-    alignment_to_links,
-    backward_log,
-    build_vocabularies,
-    encode,
-    forward_log,
-    hmm_e_step,
-    hmm_log_parameters,
-    hmm_m_step,
-    hmm_viterbi,
-    init_hmm,
-    jump_probabilities,
-    model1_e_step,
-    model1_m_step,
-    model1_viterbi,
-    symmetrize,
-    train_direction,
-    train_hmm,
-    train_model1,
-    uniform_lexicon,
-)
+from solutions.history.ibm_model1 import (NULL, NULL_ID, build_vocabularies, encode, model1_e_step, model1_m_step, model1_viterbi, train_model1, uniform_lexicon)
+from solutions.history.word_aligner import AlignerConfig, train_direction
+from solutions.history.hmm_alignment import (HMMParams, backward_log, forward_log, hmm_e_step, hmm_log_parameters, hmm_m_step, hmm_viterbi, init_hmm, jump_probabilities, train_hmm)
+from solutions.history.symmetrization import alignment_to_links, symmetrize
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@
 
 Step 1 of the *score → align → fuse* framework (chapter 2). A score function compares every
 query with every key and returns one real number per pair, ``e_ij = a(q_i, k_j)``; the alignment
-step (:func:`solutions.masking.masked_softmax`) turns the scores into attention weights and the
-fusion step (:func:`solutions.fusion.weighted_sum`) mixes the values with them.
+step (:func:`solutions.attention.masking.masked_softmax`) turns the scores into attention weights and the
+fusion step (:func:`solutions.attention.fusion.weighted_sum`) mixes the values with them.
 
 ==========  =========================  =====================================================
 name        a(q, k)                    source
@@ -23,7 +23,7 @@ Shape letters:
     ...  any leading dimensions (batch, heads, ...), broadcast between query and keys
     Tq   number of queries            Tk   number of keys
     Dq   query feature size           Dk   key feature size (D when both must be equal)
-    Dh   hidden size of the additive score
+    A    hidden size of the additive score (the alignment model)
 
 Weights of the additive score follow the ``nn.Linear`` convention (out_features, in_features),
 so a projection is ``x @ w.T``.
@@ -60,69 +60,69 @@ def _require_sequence(x: torch.Tensor, name: str) -> None:
         )
 
 
-def _broadcast_leading(query: torch.Tensor, keys: torch.Tensor, names=("query", "keys")) -> torch.Size:
+def _broadcast_leading(query: torch.Tensor, key: torch.Tensor, names=("query", "key")) -> torch.Size:
     """Leading (batch-like) shape shared by ``query`` (..., Tq, Dq) and ``keys`` (..., Tk, Dk)."""
     try:
-        return torch.broadcast_shapes(query.shape[:-2], keys.shape[:-2])
+        return torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
     except RuntimeError:
         raise ValueError(
-            f"leading dimensions of {names[0]} {tuple(query.shape)} and {names[1]} {tuple(keys.shape)} "
-            f"do not broadcast: {tuple(query.shape[:-2])} vs {tuple(keys.shape[:-2])}"
+            f"leading dimensions of {names[0]} {tuple(query.shape)} and {names[1]} {tuple(key.shape)} "
+            f"do not broadcast: {tuple(query.shape[:-2])} vs {tuple(key.shape[:-2])}"
         ) from None
 
 
-def _check_query_keys(query: torch.Tensor, keys: torch.Tensor, same_dim: bool) -> None:
+def _check_query_keys(query: torch.Tensor, key: torch.Tensor, same_dim: bool) -> None:
     _require_sequence(query, "query")
-    _require_sequence(keys, "keys")
-    if same_dim and query.shape[-1] != keys.shape[-1]:
+    _require_sequence(key, "key")
+    if same_dim and query.shape[-1] != key.shape[-1]:
         raise ValueError(
-            f"query has {query.shape[-1]} features but keys have {keys.shape[-1]} "
-            f"(query {tuple(query.shape)}, keys {tuple(keys.shape)}); this score needs equal sizes, "
+            f"query has {query.shape[-1]} features but keys have {key.shape[-1]} "
+            f"(query {tuple(query.shape)}, keys {tuple(key.shape)}); this score needs equal sizes, "
             f"use 'general' or 'additive' to compare vectors of different sizes"
         )
-    _broadcast_leading(query, keys)
+    _broadcast_leading(query, key)
 
 
 # --------------------------------------------------------------------------- score functions
-def dot_score(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def dot_score(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """Dot-product score ``e_ij = q_iᵀ k_j`` (Luong et al. 2015, eq. 8 "dot", arXiv:1508.04025).
 
     query (..., Tq, D), keys (..., Tk, D) → scores (..., Tq, Tk).
     """
-    _check_query_keys(query, keys, same_dim=True)
-    return query @ keys.transpose(-2, -1)  # (..., Tq, D) @ (..., D, Tk) -> (..., Tq, Tk)
+    _check_query_keys(query, key, same_dim=True)
+    return query @ key.transpose(-2, -1)  # (..., Tq, D) @ (..., D, Tk) -> (..., Tq, Tk)
 
 
-def scaled_dot_score(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def scaled_dot_score(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """Scaled dot-product score ``e_ij = q_iᵀ k_j / √D`` (Vaswani et al. 2017, eq. 1, arXiv:1706.03762).
 
     With entries of unit variance, ``qᵀk`` has variance D; dividing by √D brings it back to 1 so
     the softmax does not saturate as D grows. query (..., Tq, D), keys (..., Tk, D) → (..., Tq, Tk).
     """
-    _check_query_keys(query, keys, same_dim=True)
-    return query @ keys.transpose(-2, -1) / math.sqrt(query.shape[-1])  # (..., Tq, Tk)
+    _check_query_keys(query, key, same_dim=True)
+    return query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])  # (..., Tq, Tk)
 
 
-def general_score(query: torch.Tensor, keys: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def general_score(query: torch.Tensor, key: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Bilinear ("general") score ``e_ij = q_iᵀ W k_j`` (Luong et al. 2015, eq. 8, arXiv:1508.04025).
 
     query (..., Tq, Dq), keys (..., Tk, Dk), weight W (Dq, Dk) → scores (..., Tq, Tk).
     With ``W = I`` it is the dot score.
     """
-    _check_query_keys(query, keys, same_dim=False)
-    d_q, d_k = query.shape[-1], keys.shape[-1]
+    _check_query_keys(query, key, same_dim=False)
+    d_q, d_k = query.shape[-1], key.shape[-1]
     if weight.dim() != 2 or tuple(weight.shape) != (d_q, d_k):
         raise ValueError(
             f"weight must have shape (Dq, Dk) = ({d_q}, {d_k}) for query {tuple(query.shape)} "
-            f"and keys {tuple(keys.shape)}, got {tuple(weight.shape)}"
+            f"and keys {tuple(key.shape)}, got {tuple(weight.shape)}"
         )
     projected = query @ weight  # (..., Tq, Dq) @ (Dq, Dk) -> (..., Tq, Dk)
-    return projected @ keys.transpose(-2, -1)  # (..., Tq, Dk) @ (..., Dk, Tk) -> (..., Tq, Tk)
+    return projected @ key.transpose(-2, -1)  # (..., Tq, Dk) @ (..., Dk, Tk) -> (..., Tq, Tk)
 
 
 def additive_score(
     query: torch.Tensor,
-    keys: torch.Tensor,
+    key: torch.Tensor,
     w_query: torch.Tensor,
     w_key: torch.Tensor,
     v: torch.Tensor,
@@ -134,28 +134,28 @@ def additive_score(
     decoder state s_{i-1}, the keys are the encoder annotations h_j. Luong et al. 2015 call it
     "concat", since ``W [q; k] = W_q q + W_k k``.
 
-    query (..., Tq, Dq), keys (..., Tk, Dk), w_query (Dh, Dq), w_key (Dh, Dk), v (Dh,)
+    query (..., Tq, Dq), keys (..., Tk, Dk), w_query (A, Dq), w_key (A, Dk), v (A,)
     → scores (..., Tq, Tk). Each side is projected once; broadcasting forms all Tq × Tk pairs.
     """
-    _check_query_keys(query, keys, same_dim=False)
-    d_q, d_k = query.shape[-1], keys.shape[-1]
+    _check_query_keys(query, key, same_dim=False)
+    d_q, d_k = query.shape[-1], key.shape[-1]
     if v.dim() != 1:
-        raise ValueError(f"v must have shape (Dh,), got {tuple(v.shape)}")
+        raise ValueError(f"v must have shape (A,), got {tuple(v.shape)}")
     d_h = v.shape[0]
     if w_query.dim() != 2 or tuple(w_query.shape) != (d_h, d_q):
         raise ValueError(
-            f"w_query must have shape (Dh, Dq) = ({d_h}, {d_q}) for query {tuple(query.shape)} "
+            f"w_query must have shape (A, Dq) = ({d_h}, {d_q}) for query {tuple(query.shape)} "
             f"and v {tuple(v.shape)}, got {tuple(w_query.shape)}"
         )
     if w_key.dim() != 2 or tuple(w_key.shape) != (d_h, d_k):
         raise ValueError(
-            f"w_key must have shape (Dh, Dk) = ({d_h}, {d_k}) for keys {tuple(keys.shape)} "
+            f"w_key must have shape (A, Dk) = ({d_h}, {d_k}) for keys {tuple(key.shape)} "
             f"and v {tuple(v.shape)}, got {tuple(w_key.shape)}"
         )
-    q = query @ w_query.T  # (..., Tq, Dh)
-    k = keys @ w_key.T  # (..., Tk, Dh)
-    # every (query, key) pair: (..., Tq, 1, Dh) + (..., 1, Tk, Dh) -> (..., Tq, Tk, Dh)
-    features = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., Tq, Tk, Dh)
+    q = query @ w_query.T  # (..., Tq, A)
+    k = key @ w_key.T  # (..., Tk, A)
+    # every (query, key) pair: (..., Tq, 1, A) + (..., 1, Tk, A) -> (..., Tq, Tk, A)
+    features = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., Tq, Tk, A)
     return features @ v  # (..., Tq, Tk)
 
 
@@ -169,15 +169,15 @@ def _init_uniform(tensor: torch.Tensor, fan_in: int) -> None:
 class DotScore(nn.Module):
     """Module form of :func:`dot_score` (no parameters)."""
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return dot_score(query, keys)
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return dot_score(query, key)
 
 
 class ScaledDotScore(nn.Module):
     """Module form of :func:`scaled_dot_score` (no parameters)."""
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return scaled_dot_score(query, keys)
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return scaled_dot_score(query, key)
 
 
 class GeneralScore(nn.Module):
@@ -193,22 +193,22 @@ class GeneralScore(nn.Module):
         # W k is a linear map from Dk to Dq features, so fan_in is Dk (as nn.Linear(Dk, Dq) would use).
         _init_uniform(self.weight, self.key_dim)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return general_score(query, keys, self.weight)
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return general_score(query, key, self.weight)
 
     def extra_repr(self) -> str:
         return f"query_dim={self.query_dim}, key_dim={self.key_dim}"
 
 
 class AdditiveScore(nn.Module):
-    """Module form of :func:`additive_score`; owns ``w_query`` (Dh, Dq), ``w_key`` (Dh, Dk), ``v`` (Dh,)."""
+    """Module form of :func:`additive_score`; owns ``w_query`` (A, Dq), ``w_key`` (A, Dk), ``v`` (A,)."""
 
     def __init__(self, query_dim: int, key_dim: int, hidden_dim: int):
         super().__init__()
         self.query_dim, self.key_dim, self.hidden_dim = query_dim, key_dim, hidden_dim
-        self.w_query = nn.Parameter(torch.empty(hidden_dim, query_dim))  # (Dh, Dq)
-        self.w_key = nn.Parameter(torch.empty(hidden_dim, key_dim))  # (Dh, Dk)
-        self.v = nn.Parameter(torch.empty(hidden_dim))  # (Dh,)
+        self.w_query = nn.Parameter(torch.empty(hidden_dim, query_dim))  # (A, Dq)
+        self.w_key = nn.Parameter(torch.empty(hidden_dim, key_dim))  # (A, Dk)
+        self.v = nn.Parameter(torch.empty(hidden_dim))  # (A,)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -216,8 +216,8 @@ class AdditiveScore(nn.Module):
         _init_uniform(self.w_key, self.key_dim)
         _init_uniform(self.v, self.hidden_dim)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return additive_score(query, keys, self.w_query, self.w_key, self.v)
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return additive_score(query, key, self.w_query, self.w_key, self.v)
 
     def extra_repr(self) -> str:
         return f"query_dim={self.query_dim}, key_dim={self.key_dim}, hidden_dim={self.hidden_dim}"
@@ -244,7 +244,7 @@ SCORE_FUNCTIONS = {
 def make_score(name: str, query_dim: int, key_dim: int, hidden_dim: int | None = None) -> nn.Module:
     """Build the score module called ``name`` (a key of :data:`SCORES`).
 
-    ``hidden_dim`` is Dh of the additive score (default: ``key_dim``); the other scores ignore it,
+    ``hidden_dim`` is A of the additive score (default: ``key_dim``); the other scores ignore it,
     so one call can loop over every name. "dot" and "scaled_dot" need ``query_dim == key_dim``.
     """
     if name not in SCORES:

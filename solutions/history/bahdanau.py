@@ -15,12 +15,12 @@ c_i for every target word i, a weighted average of the encoder's annotations h_j
     s_0 = tanh(W_s h←_1)                                                 (Appendix A.2.2)
 
 The annotations h_j = [h→_j ; h←_j] come from the bidirectional GRU of
-:class:`solutions.seq2seq.RNNEncoder` (Section 3.2). U_a h_j does not depend on i, so it is computed
+:class:`solutions.history.seq2seq.RNNEncoder` (Section 3.2). U_a h_j does not depend on i, so it is computed
 once per sentence in :meth:`RNNsearch.encode` (the paper's remark in Appendix A.1.2); each decoder
 step then costs one projection of s_{i−1} and a tanh over the source positions.
 
 :class:`RNNsearch` is the attention model and :class:`RNNencdec` the baseline without attention, both
-with the same encoder and the interface of :mod:`solutions.seq2seq` (``encode``, then ``step`` per
+with the same encoder and the interface of :mod:`solutions.history.seq2seq` (``encode``, then ``step`` per
 target word), so that ``train_seq2seq``, ``greedy_decode`` and ``evaluate`` work on either.
 
 Simplifications, all small: the output layer g is one hidden layer (maxout of pairs as in the paper,
@@ -43,10 +43,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .data import Vocab
-from .fusion import weighted_sum
-from .masking import lengths_to_mask, masked_softmax
-from .scores import AdditiveScore
+from ..data import Vocab
+from ..attention.fusion import weighted_sum
+from ..attention.masking import lengths_to_mask, masked_softmax
+from ..attention.scores import AdditiveScore
 from .seq2seq import RNNEncoder
 
 __all__ = [

@@ -29,7 +29,7 @@ import math
 
 import torch
 
-__all__ = ["lengths_to_mask", "masked_softmax"]
+__all__ = ["lengths_to_mask", "causal_mask", "keep_mask", "masked_softmax"]
 
 
 def _shape(x: torch.Tensor) -> tuple:
@@ -58,36 +58,54 @@ def lengths_to_mask(valid_lens: torch.Tensor, num_keys: int) -> torch.Tensor:
     return positions < valid_lens.unsqueeze(-1)  # (B, 1) or (B, Tq, 1) vs (Tk,) -> (B, Tk) or (B, Tq, Tk)
 
 
-def _lengths_mask_for(scores: torch.Tensor, valid_lens: torch.Tensor) -> torch.Tensor:
-    """Mask from ``valid_lens``, reshaped to broadcast against scores (B, ..., Tq, Tk)."""
-    valid_lens = torch.as_tensor(valid_lens, device=scores.device)
+def causal_mask(num_queries: int, num_keys: int | None = None,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """Bool mask (Tq, Tk), ``True`` where query i may attend to key j, i.e. ``j <= i``.
+
+    The decoder's self-attention must not look ahead: Section 3.2.3 of Vaswani et al. 2017
+    (arXiv:1706.03762) masks out "all values in the input of the softmax which correspond to illegal
+    connections". With ``num_keys != num_queries`` the triangle starts at the top left, as with
+    ``F.scaled_dot_product_attention(..., is_causal=True)``.
+    """
+    num_keys = num_queries if num_keys is None else num_keys
+    if num_queries < 0 or num_keys < 0:
+        raise ValueError(f"sizes must be >= 0, got {num_queries} queries and {num_keys} keys")
+    ones = torch.ones(num_queries, num_keys, dtype=torch.bool, device=device)  # (Tq, Tk)
+    return torch.tril(ones)  # (Tq, Tk): row i keeps keys 0..i
+
+
+def lengths_mask_for(scores_shape: torch.Size, valid_lens: torch.Tensor,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """Mask from ``valid_lens``, reshaped to broadcast against scores of shape (B, ..., Tq, Tk)."""
+    shape = tuple(scores_shape)
+    valid_lens = torch.as_tensor(valid_lens, device=device)
     if valid_lens.dim() == 1:  # (B,): every query of batch b sees keys [0, len_b)
-        if scores.dim() < 2:
-            raise ValueError(f"valid_lens of shape (B,) needs scores (B, ..., Tk), got {_shape(scores)}")
+        if len(shape) < 2:
+            raise ValueError(f"valid_lens of shape (B,) needs scores (B, ..., Tk), got {shape}")
     elif valid_lens.dim() == 2:  # (B, Tq): one length per query
-        if scores.dim() < 3:
-            raise ValueError(
-                f"valid_lens of shape (B, Tq) needs scores (B, ..., Tq, Tk), got {_shape(scores)}"
-            )
-        if valid_lens.shape[1] != scores.shape[-2]:
+        if len(shape) < 3:
+            raise ValueError(f"valid_lens of shape (B, Tq) needs scores (B, ..., Tq, Tk), got {shape}")
+        if valid_lens.shape[1] != shape[-2]:
             raise ValueError(
                 f"valid_lens {_shape(valid_lens)} gives lengths for {valid_lens.shape[1]} queries "
-                f"but scores {_shape(scores)} have {scores.shape[-2]}"
+                f"but scores {shape} have {shape[-2]}"
             )
     else:
         raise ValueError(f"valid_lens must have shape (B,) or (B, Tq), got {_shape(valid_lens)}")
-    if valid_lens.shape[0] != scores.shape[0]:
+    if valid_lens.shape[0] != shape[0]:
         raise ValueError(
             f"valid_lens {_shape(valid_lens)} has batch size {valid_lens.shape[0]} "
-            f"but scores {_shape(scores)} have {scores.shape[0]} in their first dimension"
+            f"but scores {shape} have {shape[0]} in their first dimension"
         )
-    mask = lengths_to_mask(valid_lens, scores.shape[-1])  # (B, Tk) or (B, Tq, Tk)
+    mask = lengths_to_mask(valid_lens, shape[-1])  # (B, Tk) or (B, Tq, Tk)
     # insert singleton dims after B so the mask lines up with scores (B, ..., Tq, Tk)
-    missing = scores.dim() - mask.dim()
+    missing = len(shape) - mask.dim()
     return mask.view(mask.shape[:1] + (1,) * missing + mask.shape[1:])  # (B, 1, ..., [Tq,] Tk)
 
 
-def _check_mask(scores: torch.Tensor, mask: torch.Tensor) -> None:
+def check_mask(scores_shape: torch.Size, mask: torch.Tensor) -> None:
+    """A bool mask (True = may attend) that broadcasts to scores of shape (..., Tq, Tk), or a clear error."""
+    shape = tuple(scores_shape)
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask must be a bool torch.Tensor (True = may attend), got {type(mask).__name__}")
     if mask.dtype != torch.bool:
@@ -95,19 +113,43 @@ def _check_mask(scores: torch.Tensor, mask: torch.Tensor) -> None:
             f"mask must be a bool tensor (True = may attend, False = masked out), got dtype {mask.dtype}; "
             f"build it with a comparison, e.g. `mask = lengths > 0`, or `mask.bool()`"
         )
-    if mask.dim() > 0 and mask.shape[-1] not in (1, scores.shape[-1]):
+    if mask.dim() > 0 and mask.shape[-1] not in (1, shape[-1]):
         raise ValueError(
-            f"keys have {scores.shape[-1]} positions but mask has {mask.shape[-1]} "
-            f"(scores {_shape(scores)}, mask {_shape(mask)})"
+            f"keys have {shape[-1]} positions but mask has {mask.shape[-1]} "
+            f"(scores {shape}, mask {_shape(mask)})"
         )
     try:
-        broadcast = torch.broadcast_shapes(mask.shape, scores.shape)
+        broadcast = tuple(torch.broadcast_shapes(mask.shape, shape))
     except RuntimeError:
         broadcast = None
-    if broadcast != scores.shape:
-        raise ValueError(
-            f"mask of shape {_shape(mask)} does not broadcast to scores of shape {_shape(scores)}"
-        )
+    if broadcast != shape:
+        raise ValueError(f"mask of shape {_shape(mask)} does not broadcast to scores of shape {shape}")
+
+
+def keep_mask(scores: torch.Tensor, mask: torch.Tensor | None = None, valid_lens: torch.Tensor | None = None,
+              temperature: float = 1.0) -> torch.Tensor | None:
+    """The arguments of :func:`masked_softmax` checked, and ``mask`` AND ``valid_lens`` as one bool mask
+    broadcastable to ``scores`` (None when neither is given)."""
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        got = getattr(scores, "dtype", type(scores).__name__)
+        raise TypeError(f"scores must be a floating-point tensor, got {got}")
+    if scores.dim() < 1:
+        raise ValueError("scores must have at least one dimension (the keys)")
+    if isinstance(temperature, torch.Tensor):
+        bad = not bool(torch.all(temperature > 0)) or not bool(torch.all(torch.isfinite(temperature)))
+    else:
+        bad = not (temperature > 0 and math.isfinite(temperature))
+    if bad:
+        raise ValueError(f"temperature must be a positive finite number, got {temperature}")
+
+    keep = None
+    if mask is not None:
+        check_mask(scores.shape, mask)
+        keep = mask.to(scores.device)
+    if valid_lens is not None:
+        length_mask = lengths_mask_for(scores.shape, valid_lens, scores.device)  # (B, 1, ..., [Tq,] Tk)
+        keep = length_mask if keep is None else keep & length_mask
+    return keep
 
 
 def masked_softmax(
@@ -131,26 +173,7 @@ def masked_softmax(
         weights (..., Tq, Tk): each row sums to 1 over its kept keys; masked keys get exactly 0;
         a row with every key masked is all zeros ("attends to nothing"), never NaN.
     """
-    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
-        got = getattr(scores, "dtype", type(scores).__name__)
-        raise TypeError(f"scores must be a floating-point tensor, got {got}")
-    if scores.dim() < 1:
-        raise ValueError("scores must have at least one dimension (the keys)")
-    if isinstance(temperature, torch.Tensor):
-        bad = not bool(torch.all(temperature > 0)) or not bool(torch.all(torch.isfinite(temperature)))
-    else:
-        bad = not (temperature > 0 and math.isfinite(temperature))
-    if bad:
-        raise ValueError(f"temperature must be a positive finite number, got {temperature}")
-
-    keep = None  # (..., Tq, Tk) after broadcasting; True = may attend
-    if mask is not None:
-        _check_mask(scores, mask)
-        keep = mask.to(scores.device)
-    if valid_lens is not None:
-        length_mask = _lengths_mask_for(scores, valid_lens)  # (B, 1, ..., [Tq,] Tk)
-        keep = length_mask if keep is None else keep & length_mask
-
+    keep = keep_mask(scores, mask, valid_lens, temperature)  # (..., Tq, Tk) or None; True = may attend
     scores = scores / temperature  # (..., Tq, Tk)
     if keep is None:
         return torch.softmax(scores, dim=-1)

@@ -26,7 +26,7 @@ WordPiece vocabulary is not needed for a closed vocabulary. :class:`WordVocab` p
 first, so "is special" is ``id < WordVocab.num_special``.
 
 MASK CONVENTION: ``attention_mask`` is a bool (B, T) tensor, ``True`` = a real token that may be attended
-to (as in :mod:`solutions.masking`); it is inverted into ``nn.MultiheadAttention``'s ``key_padding_mask``
+to (as in :mod:`solutions.attention.masking`); it is inverted into ``nn.MultiheadAttention``'s ``key_padding_mask``
 (``True`` = ignore) inside :class:`BertEncoder`.
 
 Shape letters:
@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import generate_sentences
-from .progress import show_progress
+from ..data import generate_sentences
+from ..train import show_progress
 
 __all__ = [
     "PAD", "CLS", "SEP", "MASK", "UNK", "SPECIALS", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT",

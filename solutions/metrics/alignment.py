@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .data import Link, Pair
+from ..data import Link, Pair
 
 __all__ = ["AlignmentScores", "alignment_scores", "alignment_error_rate", "links_from_attention"]
 

@@ -1,6 +1,6 @@
 """The Transformer encoder–decoder of Vaswani et al. 2017, "Attention Is All You Need" (arXiv:1706.03762).
 
-Built from :mod:`solutions.multihead` (eq. (1) and multi-head attention, Section 3.2) plus
+Built from :mod:`solutions.attention` (eq. (1) and multi-head attention, Section 3.2) plus
 
 * the position-wise feed-forward network, eq. (2):  FFN(x) = max(0, x W_1 + b_1) W_2 + b_2;
 * the sinusoidal positional encoding, Section 3.5:
@@ -13,7 +13,7 @@ Built from :mod:`solutions.multihead` (eq. (1) and multi-head attention, Section
 
 The layers match ``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer`` (relu, ``norm_first``
 False or True) when their weights are copied (tests/test_transformer.py). :class:`Transformer` follows
-the ``encode``/``step`` interface of :mod:`solutions.seq2seq`, so ``greedy_decode`` and ``evaluate``
+the ``encode``/``step`` interface of :mod:`solutions.history.seq2seq`, so ``greedy_decode`` and ``evaluate``
 work on it; ``step`` keeps the tokens decoded so far and re-runs the decoder stack on all of them
 (no key/value cache — fine for short sentences). Training uses the parallel teacher-forced
 :meth:`Transformer.forward` (:func:`train_transformer`).
@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import TranslationData, Vocab
-from .multihead import MultiHeadAttention, causal_mask
-from .progress import show_progress
+from ..data import TranslationData, Vocab
+from ..attention import MultiHeadAttention, causal_mask
+from ..train import show_progress
 from .seq2seq import sequence_loss
 
 __all__ = [
@@ -236,7 +236,7 @@ class Transformer(nn.Module):
     """Encoder–decoder Transformer (Vaswani et al. 2017, Figure 1) for token-to-token translation.
 
     ``forward(src (B, S), src_lens (B,), tgt_in (B, T))`` → logits (B, T, V) and
-    :class:`TransformerWeights`; ``encode`` / ``step`` serve :func:`solutions.seq2seq.greedy_decode`.
+    :class:`TransformerWeights`; ``encode`` / ``step`` serve :func:`solutions.history.seq2seq.greedy_decode`.
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, config: TransformerConfig | None = None,
@@ -299,7 +299,7 @@ class Transformer(nn.Module):
         logits, self_w, cross_w = self.decode(tgt_in, memory, keep)
         return logits, TransformerWeights(enc_w, self_w, cross_w)
 
-    # the solutions.seq2seq interface -------------------------------------------------------
+    # the solutions.history.seq2seq interface -------------------------------------------------------
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> DecoderState:
         memory, keep, _ = self.encode_memory(src, src_lens)
         empty = torch.empty(src.shape[0], 0, dtype=torch.long, device=src.device)  # (B, 0)
@@ -330,7 +330,7 @@ def train_transformer(model: Transformer, data: TranslationData, epochs: int, ba
 
     The learning rate follows the shape of eq. (3) — linear warm-up for ``warmup`` steps, then
     decay ∝ step^-0.5 — scaled so that its peak is ``lr``. Batches are shuffled as in
-    :func:`solutions.seq2seq.train_seq2seq` with the same ``seed``. Returns ``[{"epoch", "loss"}]``.
+    :func:`solutions.history.seq2seq.train_seq2seq` with the same ``seed``. Returns ``[{"epoch", "loss"}]``.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")

@@ -28,9 +28,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from tqdm.auto import tqdm
 
-from .alignment_metrics import AlignmentScores, alignment_scores, links_from_attention
-from .data import Batch, Pair, TranslationData, Vocab
-from .progress import show_progress
+from ..metrics import AlignmentScores, alignment_scores, links_from_attention
+from ..data import Batch, Pair, TranslationData, Vocab
+from ..train import show_progress
 
 __all__ = [
     "RNNEncoder",

@@ -25,7 +25,7 @@ where align is eq. (7) over the positions of the window and S is the source leng
 knows where it attended before.
 
 Differences from the paper, to keep the chapter comparable with chapter 4 (Bahdanau): the encoder is
-:class:`solutions.seq2seq.RNNEncoder` (one bidirectional GRU layer, its annotations projected to the
+:class:`solutions.history.seq2seq.RNNEncoder` (one bidirectional GRU layer, its annotations projected to the
 decoder size H when they differ) instead of stacked LSTMs, and the decoder is one GRU layer instead of
 a stack of LSTMs, so its "top state" h_t is its only state. Source positions are 0-based, so a
 sentence of S positions (tokens + EOS) has positions 0, …, S − 1 and p_t lies in [0, S]. Positions
@@ -48,10 +48,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .data import Vocab
-from .fusion import weighted_sum
-from .masking import lengths_to_mask, masked_softmax
-from .scores import _init_uniform, make_score
+from ..data import Vocab
+from ..attention.fusion import weighted_sum
+from ..attention.masking import lengths_to_mask, masked_softmax
+from ..attention.scores import _init_uniform, make_score
 from .seq2seq import RNNEncoder
 
 __all__ = [
@@ -297,7 +297,7 @@ class LuongState(NamedTuple):
 
 
 class LuongTranslator(nn.Module):
-    """Encoder–decoder with Luong attention, in the ``encode`` / ``step`` interface of :mod:`solutions.seq2seq`.
+    """Encoder–decoder with Luong attention, in the ``encode`` / ``step`` interface of :mod:`solutions.history.seq2seq`.
 
     One step reads the previous target word y_{t−1} (BOS at first) and, with input feeding, h̃_{t−1}:
 
@@ -306,7 +306,7 @@ class LuongTranslator(nn.Module):
         h̃_t = tanh(W_c [c_t; h_t])                      eq. (5)
         logits = W_s h̃_t + b_s                          eq. (6) before its softmax
 
-    The encoder is :class:`~solutions.seq2seq.RNNEncoder`; its annotations (B, S, A) are projected to
+    The encoder is :class:`~solutions.history.seq2seq.RNNEncoder`; its annotations (B, S, A) are projected to
     the decoder size H (no projection when A = H) and its final state initialises h_0 = tanh(W_0 ·).
     The output layer keeps a bias, which eq. (6) leaves out of its notation.
     """

@@ -1,0 +1,24 @@
+"""The course's data: generated, deterministic given a seed, never downloaded.
+
+* :mod:`~solutions.data.pairs` — :class:`Pair`, a sentence pair with gold sure/possible links;
+* :mod:`~solutions.data.dates` — one date in many locales → the Chinese date;
+* :mod:`~solutions.data.grammar` — the toy English→Chinese grammar and its lexicon;
+* :mod:`~solutions.data.vocab` — the one vocabulary (:class:`Vocab`) and padding (:func:`pad_batch`);
+* :mod:`~solutions.data.batches` — :class:`TranslationData`, pairs served as padded batches;
+* :mod:`~solutions.data.regression` — the 1-D regression problem of chapter 1.
+"""
+from .batches import Batch, TranslationData, split
+from .dates import DATE_FORMATS, TARGET_LOCALE, TARGET_WIDTH, WIDTHS, generate_dates, render_date
+from .grammar import OBJECT_CLASSES, count_sentences, generate_sentences, lexicon_links, sentence_pair
+from .pairs import Link, Pair
+from .regression import RegressionData, make_regression_data, target_function
+from .vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab, pad_batch
+
+__all__ = [
+    "Batch", "TranslationData", "split",
+    "DATE_FORMATS", "TARGET_LOCALE", "TARGET_WIDTH", "WIDTHS", "generate_dates", "render_date",
+    "OBJECT_CLASSES", "count_sentences", "generate_sentences", "lexicon_links", "sentence_pair",
+    "Link", "Pair",
+    "RegressionData", "make_regression_data", "target_function",
+    "BOS", "EOS", "PAD", "SPECIALS", "UNK", "Vocab", "pad_batch",
+]

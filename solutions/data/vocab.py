@@ -1,0 +1,74 @@
+"""The course's one vocabulary and one padding function.
+
+Shape letters: B batch, T positions (the longest sequence of the batch).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import torch
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS = (PAD, BOS, EOS, UNK)
+
+
+class Vocab:
+    """Token ↔ id map with the specials first: PAD=0, BOS=1, EOS=2, UNK=3, then tokens in sorted order."""
+
+    pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
+
+    def __init__(self, tokens: Sequence[str] = ()) -> None:
+        self._itos = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
+        if len(set(self._itos)) != len(self._itos):
+            raise ValueError("tokens contain duplicates")
+        self._stoi = {t: i for i, t in enumerate(self._itos)}
+
+    @classmethod
+    def build(cls, sequences: Sequence[Sequence[str]], min_freq: int = 1) -> Vocab:
+        """Vocabulary of the tokens occurring at least ``min_freq`` times in ``sequences``."""
+        if min_freq < 1:
+            raise ValueError(f"min_freq must be at least 1, got {min_freq}")
+        counts = Counter(t for seq in sequences for t in seq)
+        return cls(sorted(t for t, c in counts.items() if c >= min_freq))
+
+    def __len__(self) -> int:
+        return len(self._itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._stoi
+
+    def token_to_id(self, token: str) -> int:
+        return self._stoi.get(token, self.unk_id)
+
+    def id_to_token(self, index: int) -> str:
+        if not 0 <= index < len(self._itos):
+            raise ValueError(f"id {index} is outside the vocabulary of {len(self._itos)} tokens")
+        return self._itos[index]
+
+    def encode(self, tokens: Sequence[str], add_bos: bool = False, add_eos: bool = True) -> list[int]:
+        ids = [self._stoi.get(t, self.unk_id) for t in tokens]
+        return [self.bos_id] * add_bos + ids + [self.eos_id] * add_eos
+
+    def decode(self, ids: Sequence[int] | torch.Tensor, strip_special: bool = True) -> list[str]:
+        """Tokens up to the first EOS; ``strip_special`` drops PAD, BOS and the EOS itself."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+        out = []
+        for i in ids:
+            if i == self.eos_id:
+                return out if strip_special else out + [EOS]
+            if not (strip_special and i in (self.pad_id, self.bos_id)):
+                out.append(self.id_to_token(int(i)))
+        return out
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0,
+              device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists into a LongTensor (B, T) with T the longest length; also the lengths (B,)."""
+    if len(sequences) == 0:
+        raise ValueError("pad_batch needs at least one sequence")
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long, device=device)  # (B,)
+    out = torch.full((len(sequences), int(lengths.max())), pad_id, dtype=torch.long, device=device)  # (B, T)
+    for b, s in enumerate(sequences):
+        out[b, :len(s)] = torch.tensor(s, dtype=torch.long)
+    return out, lengths
