@@ -14,12 +14,23 @@ SPECIALS = (PAD, BOS, EOS, UNK)
 
 
 class Vocab:
-    """Token ↔ id map with the specials first: PAD=0, BOS=1, EOS=2, UNK=3, then tokens in sorted order."""
+    """Token ↔ id map with the specials first: PAD=0, BOS=1, EOS=2, UNK=3, then tokens in sorted order.
 
+    A model with other special tokens subclasses it and sets ``specials`` and their ids (BERT's
+    ``[PAD] [CLS] [SEP] [MASK] [UNK]``); ``num_special`` ids come first, so "is special" is
+    ``id < num_special``.
+    """
+
+    specials: tuple[str, ...] = SPECIALS
+    num_special: int = len(SPECIALS)
     pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.num_special = len(cls.specials)
+
     def __init__(self, tokens: Sequence[str] = ()) -> None:
-        self._itos = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
+        self._itos = list(self.specials) + [t for t in tokens if t not in self.specials]
         if len(set(self._itos)) != len(self._itos):
             raise ValueError("tokens contain duplicates")
         self._stoi = {t: i for i, t in enumerate(self._itos)}
@@ -56,7 +67,7 @@ class Vocab:
         out = []
         for i in ids:
             if i == self.eos_id:
-                return out if strip_special else out + [EOS]
+                return out if strip_special else out + [self.specials[self.eos_id]]
             if not (strip_special and i in (self.pad_id, self.bos_id)):
                 out.append(self.id_to_token(int(i)))
         return out
@@ -72,3 +83,4 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0,
     for b, s in enumerate(sequences):
         out[b, :len(s)] = torch.tensor(s, dtype=torch.long)
     return out, lengths
+

@@ -29,6 +29,7 @@ import random
 from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -85,51 +86,63 @@ class PositionalEncoding(nn.Module):
 
 
 # ------------------------------------------------------------------------------ feed-forward
-class PositionwiseFeedForward(nn.Module):
-    """``FFN(x) = max(0, x W_1 + b_1) W_2 + b_2``, eq. (2): the same two layers at every position."""
+ACTIVATIONS = {"relu": torch.relu, "gelu": F.gelu}
+"""The feed-forward nonlinearity by name: ReLU (Vaswani et al., eq. 2) or GELU (BERT, GPT)."""
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0) -> None:
+
+class PositionwiseFeedForward(nn.Module):
+    """``FFN(x) = max(0, x W_1 + b_1) W_2 + b_2``, eq. (2): the same two layers at every position.
+
+    ``activation="gelu"`` replaces max(0, ·) by GELU (Hendrycks & Gimpel 2016, arXiv:1606.08415), as BERT does.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu") -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        self.activation = ACTIVATIONS[activation]
         self.linear1 = nn.Linear(d_model, d_ff)  # W_1, b_1
         self.linear2 = nn.Linear(d_ff, d_model)  # W_2, b_2
         self.dropout = nn.Dropout(dropout)       # inside, as nn.TransformerEncoderLayer does
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear2(self.dropout(torch.relu(self.linear1(x))))  # (B, T, D) -> (B, T, F) -> (B, T, D)
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))  # (B, T, D) -> (B, T, F) -> (B, T, D)
 
 
 # ------------------------------------------------------------------------------ layers
 class EncoderLayer(nn.Module):
     """Self-attention then feed-forward, each wrapped in a residual connection and LayerNorm (Section 3.1).
 
-    ``forward(x (B, S, D), key_padding_mask (B, S) bool True = real token, attn_mask=None)``
-    returns ``(x (B, S, D), weights (B, H, S, S))``.
+    ``forward(x (B, S, D), key_padding_mask (B, S) bool True = real token, attn_mask=None, need_weights=True)``
+    returns ``(x (B, S, D), weights (B, H, S, S))``. ``activation`` is the feed-forward's ("gelu" for BERT);
+    with ``fused`` and ``need_weights=False`` the attention runs on PyTorch's fused kernel (weights None).
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = False, eps: float = 1e-5) -> None:
+                 norm_first: bool = False, eps: float = 1e-5, activation: str = "relu", fused: bool = False) -> None:
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
-        self.ff = PositionwiseFeedForward(d_model, d_ff, dropout)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
+        self.ff = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
         self.norm1 = nn.LayerNorm(d_model, eps=eps)
         self.norm2 = nn.LayerNorm(d_model, eps=eps)
         self.dropout1 = nn.Dropout(dropout)  # residual dropout, Section 5.4
         self.dropout2 = nn.Dropout(dropout)
 
-    def _sa(self, x, key_padding_mask, attn_mask):
+    def _sa(self, x, key_padding_mask, attn_mask, need_weights):
         out, weights = self.self_attn(x, x, x, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
-                                      average_weights=False)
+                                      average_weights=False, need_weights=need_weights)
         return self.dropout1(out), weights
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                attn_mask: torch.Tensor | None = None,
+                need_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
-            out, weights = self._sa(self.norm1(x), key_padding_mask, attn_mask)
+            out, weights = self._sa(self.norm1(x), key_padding_mask, attn_mask, need_weights)
             x = x + out
             x = x + self.dropout2(self.ff(self.norm2(x)))
         else:  # post-LN, the paper: LayerNorm(x + Sublayer(x))
-            out, weights = self._sa(x, key_padding_mask, attn_mask)
+            out, weights = self._sa(x, key_padding_mask, attn_mask, need_weights)
             x = self.norm1(x + out)
             x = self.norm2(x + self.dropout2(self.ff(x)))
         return x, weights
