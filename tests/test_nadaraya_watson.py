@@ -245,9 +245,9 @@ def test_bad_masks_and_shapes_raise(device):
     queries, keys = torch.rand(3, device=device), torch.rand(7, device=device)
     with pytest.raises(ValueError, match="keys have 7 positions but mask has 5"):
         gaussian_kernel_weights(queries, keys, mask=torch.ones(5, dtype=torch.bool, device=device))
-    with pytest.raises(ValueError, match="3 queries but mask has 2 rows"):
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 7\) does not broadcast to scores of shape \(3, 7\)"):
         gaussian_kernel_weights(queries, keys, mask=torch.ones(2, 7, dtype=torch.bool, device=device))
-    with pytest.raises(ValueError, match="bool"):
+    with pytest.raises(TypeError, match="bool"):
         gaussian_kernel_weights(queries, keys, mask=torch.ones(7, device=device))
     with pytest.raises(ValueError, match="do not broadcast"):
         gaussian_kernel_weights(torch.rand(2, 3, device=device), torch.rand(4, 7, device=device))
@@ -262,3 +262,16 @@ def test_infinite_bandwidth_is_average_pooling(device):
     torch.testing.assert_close(weights, torch.full((4, 5), 0.2, device=device))
     masked = gaussian_kernel_weights(keys, keys, bandwidth=float("inf"), mask=leave_one_out_mask(5, device=device))
     torch.testing.assert_close(masked, (1 - torch.eye(5, device=device)) / 4)
+
+
+def test_all_masked_query_attends_to_nothing_as_everywhere(device):
+    # One masked softmax for the whole course: a query with no key left gets zero weights and a zero
+    # prediction here too, exactly as solutions.attention.masking.masked_softmax gives.
+    from solutions.attention import masked_softmax
+
+    queries, keys, values = torch.rand(3, device=device), torch.rand(4, device=device), torch.rand(4, device=device)
+    mask = torch.tensor([[True, False, True, True], [False] * 4, [True] * 4], device=device)
+    predictions, weights = nadaraya_watson(queries, keys, values, bandwidth=0.7, mask=mask)
+    assert torch.equal(weights[1], torch.zeros(4, device=device)) and predictions[1] == 0
+    scores = -(queries[:, None] - keys[None, :]) ** 2 / (2 * 0.7**2)
+    torch.testing.assert_close(weights, masked_softmax(scores, mask))

@@ -29,12 +29,13 @@ Shape letters used throughout:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import trange
+
+from ..attention import masked_softmax, weighted_sum
+from ..train import fit
 
 __all__ = [
     "gaussian_kernel_weights",
@@ -42,9 +43,6 @@ __all__ = [
     "LearnedKernelRegression",
     "leave_one_out_mask",
     "fit_kernel_regression",
-    "target_function",
-    "RegressionData",
-    "make_regression_data",
 ]
 
 
@@ -55,18 +53,6 @@ def _check_bandwidth(bandwidth: float | torch.Tensor) -> None:
             raise ValueError(f"bandwidth must be > 0, got {bandwidth.detach().cpu().tolist()}")
     elif not bandwidth > 0:
         raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}")
-
-
-def _check_mask(mask: torch.Tensor, tq: int, tk: int) -> None:
-    """The mask must be boolean and broadcast against weights of shape (..., Tq, Tk)."""
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
-    if mask.dim() == 0:
-        raise ValueError("mask must have at least one dimension (the keys), got a 0-d tensor")
-    if mask.shape[-1] != tk:
-        raise ValueError(f"keys have {tk} positions but mask has {mask.shape[-1]}")
-    if mask.dim() >= 2 and mask.shape[-2] not in (1, tq):
-        raise ValueError(f"there are {tq} queries but mask has {mask.shape[-2]} rows (shape {tuple(mask.shape)})")
 
 
 def gaussian_kernel_weights(
@@ -91,11 +77,12 @@ def gaussian_kernel_weights(
         bandwidth: the kernel width ``sigma > 0``; a float or a tensor that broadcasts against
             (..., Tq, Tk), usually 0-d (so it can be a learned parameter).
         mask: optional bool tensor broadcastable to (..., Tq, Tk), e.g. (Tk,) or (Tq, Tk);
-            True = this query may attend to this key. Masked keys get weight 0 (a query with every
-            key masked gets uniform weights, as with any finite fill value).
+            True = this query may attend to this key. Masked keys get weight 0, and a query with every
+            key masked gets all-zero weights (it attends to nothing), as everywhere in the course
+            (:func:`solutions.attention.masking.masked_softmax`).
 
     Returns:
-        weights: (..., Tq, Tk), positive (unmasked) and summing to 1 over the keys.
+        weights: (..., Tq, Tk), positive (unmasked) and summing to 1 over the kept keys.
     """
     if queries.dim() < 1 or keys.dim() < 1:
         raise ValueError(
@@ -110,14 +97,10 @@ def gaussian_kernel_weights(
             f"leading dimensions of queries {tuple(queries.shape)} and keys {tuple(keys.shape)} do not broadcast"
         ) from None
     _check_bandwidth(bandwidth)
-    tq, tk = queries.shape[-1], keys.shape[-1]
 
     diff = queries.unsqueeze(-1) - keys.unsqueeze(-2)  # (..., Tq, Tk)
     scores = -diff.pow(2) / (2 * bandwidth**2)  # (..., Tq, Tk)
-    if mask is not None:
-        _check_mask(mask, tq, tk)
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    return torch.softmax(scores, dim=-1)
+    return masked_softmax(scores, mask)  # (..., Tq, Tk), the course's one masked softmax
 
 
 def nadaraya_watson(
@@ -161,9 +144,9 @@ def nadaraya_watson(
         )
     weights = gaussian_kernel_weights(queries, keys, bandwidth, mask)  # (..., Tq, Tk)
     if vector_values:
-        predictions = weights @ values  # (..., Tq, Dv)
+        predictions = weighted_sum(weights, values)  # (..., Tq, Dv)
     else:
-        predictions = (weights @ values.unsqueeze(-1)).squeeze(-1)  # (..., Tq)
+        predictions = weighted_sum(weights, values.unsqueeze(-1)).squeeze(-1)  # (..., Tq, 1) -> (..., Tq)
     return predictions, weights
 
 
@@ -232,7 +215,7 @@ def fit_kernel_regression(
     y_train: torch.Tensor,
     epochs: int = 200,
     lr: float = 0.05,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> list[float]:
     """Train a kernel regression model by full-batch Adam on the leave-one-out squared error.
 
@@ -261,14 +244,13 @@ def fit_kernel_regression(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     n = x_train.shape[-1]
     mask = leave_one_out_mask(n, device=x_train.device)  # (n, n)
+
+    def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        predictions, _ = model(x, x, y, mask=mask)  # every training point predicted from the others
+        return F.mse_loss(predictions, y)
+
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    losses: list[float] = []
-    for _ in trange(epochs, disable=not progress, desc="fitting", leave=False):
-        predictions, _ = model(x_train, x_train, y_train, mask=mask)
-        loss = F.mse_loss(predictions, y_train)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    history = fit(model, [(x_train, y_train)], loss, optimizer, epochs=epochs, progress=progress, desc="fitting")
+    losses = [record["loss"] for record in history]
     return losses

@@ -26,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from tqdm.auto import tqdm
 
 from ..metrics import AlignmentScores, alignment_scores, links_from_attention
 from ..data import Batch, Pair, TranslationData, Vocab
-from ..train import show_progress
+from ..train import evaluating, fit
 
 __all__ = [
     "RNNEncoder",
@@ -43,7 +42,6 @@ __all__ = [
     "Evaluation",
     "evaluate",
     "accuracy_by",
-    "count_parameters",
 ]
 
 
@@ -132,36 +130,23 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
     ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given. A tqdm bar shows
     progress unless ``progress=False`` or the environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
     if len(data) == 0:
         raise ValueError("the training data are empty")
     device = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     order = random.Random(seed)
-    history = []
-    n_batches = -(-len(data) // batch_size)
-    bar = tqdm(total=epochs * n_batches, disable=not show_progress(progress), desc="training", leave=False)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        total, count = 0.0, 0
-        for batch in data.batches(batch_size, shuffle=True, seed=order):
-            batch = batch.to(device)
-            logits, _ = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
-            loss = sequence_loss(logits, batch.tgt_out)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            total, count = total + loss.item() * len(batch.pairs), count + len(batch.pairs)
-            bar.update()
-        record = {"epoch": epoch, "loss": total / count}
-        if valid is not None:
-            record["valid_accuracy"] = evaluate(model, valid, with_alignment=False).accuracy
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
-        history.append(record)
-    bar.close()
-    return history
+
+    def loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        batch = batch.to(device)
+        logits, _ = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
+        return sequence_loss(logits, batch.tgt_out), {"size": len(batch.pairs)}
+
+    def validate(epoch: int) -> dict[str, float]:
+        return {"valid_accuracy": evaluate(model, valid, with_alignment=False).accuracy}
+
+    return fit(model, lambda epoch: data.batches(batch_size, shuffle=True, seed=order), loss,
+               torch.optim.Adam(model.parameters(), lr=lr), epochs=epochs, clip=clip,
+               after_epoch=validate if valid is not None else None,
+               steps_per_epoch=-(-len(data) // batch_size), progress=progress)
 
 
 @dataclass
@@ -173,7 +158,6 @@ class Decoded:
     finished: list[bool]  # False when the example hit max_len before emitting EOS
 
 
-@torch.no_grad()
 def greedy_decode(model: Translator, src: torch.Tensor, src_lens: torch.Tensor, max_len: int,
                   bos_id: int = Vocab.bos_id, eos_id: int = Vocab.eos_id) -> Decoded:
     """Decode by always taking the most likely next token, from BOS until EOS or ``max_len`` tokens.
@@ -186,9 +170,12 @@ def greedy_decode(model: Translator, src: torch.Tensor, src_lens: torch.Tensor, 
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     _check_source(src, src_lens)
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
+    with evaluating(model):
+        return _greedy(model, src, src_lens, max_len, bos_id, eos_id)
+
+
+def _greedy(model: Translator, src: torch.Tensor, src_lens: torch.Tensor, max_len: int, bos_id: int,
+            eos_id: int) -> Decoded:
     state = model.encode(src, src_lens)
     batch = src.shape[0]
     prev = torch.full((batch,), bos_id, dtype=torch.long, device=src.device)  # (B,)
@@ -202,8 +189,6 @@ def greedy_decode(model: Translator, src: torch.Tensor, src_lens: torch.Tensor, 
         done = done | (prev == eos_id)
         if bool(done.all()):
             break
-    if was_training:
-        model.train()
     tokens_tb = torch.stack(outputs, dim=1).tolist()  # (B, steps)
     tokens, finished, kept = [], [], []
     for b in range(batch):
@@ -237,7 +222,6 @@ class Evaluation:
     weights: list[torch.Tensor | None]  # greedy decoding's attention per example (steps, S)
 
 
-@torch.no_grad()
 def _attention_links(model: Translator, data: TranslationData, batch: Batch) -> list[set[tuple[int, int]]]:
     """Argmax links of the attention while the decoder is fed the gold target (EOS row and column dropped)."""
     _, weights = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, S)
@@ -259,20 +243,18 @@ def evaluate(model: nn.Module, data: TranslationData, batch_size: int = 256, max
         raise ValueError("the evaluation data are empty")
     device = next(model.parameters()).device
     max_len = max_len or 2 * max(len(p.target) for p in data.pairs) + 2
-    was_training = model.training
-    model.eval()
     predictions, weights, links = [], [], []
     attends = with_alignment
-    for batch in data.batches(batch_size):
-        batch = batch.to(device)
-        decoded = greedy_decode(model, batch.src, batch.src_lens, max_len)
-        predictions += [tuple(data.tgt_vocab.decode(ids)) for ids in decoded.tokens]
-        weights += decoded.weights
-        if attends and decoded.weights[0] is None:
-            attends = False
-        if attends:
-            links += _attention_links(model, data, batch)
-    model.train(was_training)
+    with evaluating(model):
+        for batch in data.batches(batch_size):
+            batch = batch.to(device)
+            decoded = greedy_decode(model, batch.src, batch.src_lens, max_len)
+            predictions += [tuple(data.tgt_vocab.decode(ids)) for ids in decoded.tokens]
+            weights += decoded.weights
+            if attends and decoded.weights[0] is None:
+                attends = False
+            if attends:
+                links += _attention_links(model, data, batch)
     correct = [pred == pair.target for pred, pair in zip(predictions, data.pairs)]
     return Evaluation(
         pairs=list(data.pairs), predictions=predictions, correct=correct,
@@ -288,8 +270,3 @@ def accuracy_by(evaluation: Evaluation, key=lambda pair: len(pair.source)) -> di
     for pair, ok in zip(evaluation.pairs, evaluation.correct):
         groups.setdefault(key(pair), []).append(ok)
     return {k: (len(v), sum(v) / len(v)) for k, v in sorted(groups.items())}
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -27,15 +27,15 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..data import TranslationData, Vocab
-from ..attention import MultiHeadAttention, causal_mask
-from ..train import show_progress
+from ..attention import MultiHeadAttention, lengths_to_mask
+from ..data import Batch, TranslationData, Vocab
+from ..train import fit
 from .seq2seq import sequence_loss
 
 __all__ = [
@@ -157,12 +157,12 @@ class DecoderLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = False, eps: float = 1e-5) -> None:
+                 norm_first: bool = False, eps: float = 1e-5, activation: str = "relu", fused: bool = False) -> None:
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout)
-        self.ff = PositionwiseFeedForward(d_model, d_ff, dropout)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
+        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
+        self.ff = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
         self.norm1 = nn.LayerNorm(d_model, eps=eps)
         self.norm2 = nn.LayerNorm(d_model, eps=eps)
         self.norm3 = nn.LayerNorm(d_model, eps=eps)
@@ -172,15 +172,16 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask: torch.Tensor | None = None,
                 tgt_mask: torch.Tensor | None = None, tgt_key_padding_mask: torch.Tensor | None = None,
-                causal: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                causal: bool = True, need_weights: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         def self_block(h):
             out, w = self.self_attn(h, h, h, key_padding_mask=tgt_key_padding_mask, attn_mask=tgt_mask,
-                                    is_causal=causal, average_weights=False)
+                                    is_causal=causal, average_weights=False, need_weights=need_weights)
             return self.dropout1(out), w
 
         def cross_block(h):
             out, w = self.cross_attn(h, memory, memory, key_padding_mask=memory_key_padding_mask,
-                                     average_weights=False)
+                                     average_weights=False, need_weights=need_weights)
             return self.dropout2(out), w
 
         if self.norm_first:
@@ -212,6 +213,7 @@ class TransformerConfig:
     norm_first: bool = False  # False = post-LN (the paper); True = pre-LN (Xiong et al. 2020)
     max_len: int = 256        # longest sequence the positional table covers
     tie_target_embeddings: bool = True  # share the target embedding with the output layer (Section 3.4)
+    fused: bool = False       # attention on F.scaled_dot_product_attention when no weights are asked for
 
     @classmethod
     def tiny(cls, **overrides) -> TransformerConfig:
@@ -236,8 +238,7 @@ class TransformerWeights:
     cross: list[torch.Tensor] = field(default_factory=list)          # L × (B, H, T, S)
 
 
-@dataclass
-class DecoderState:
+class DecoderState(NamedTuple):
     """What :meth:`Transformer.step` carries from one step to the next."""
 
     memory: torch.Tensor        # (B, S, D) encoder output
@@ -263,9 +264,10 @@ class Transformer(nn.Module):
         self.src_embed = nn.Embedding(src_vocab_size, D, padding_idx=pad_id)
         self.tgt_embed = nn.Embedding(tgt_vocab_size, D, padding_idx=pad_id)
         self.positions = PositionalEncoding(D, config.max_len, config.dropout)
-        layer_args = (D, config.num_heads, config.d_ff, config.dropout, config.norm_first)
-        self.encoder_layers = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(config.num_encoder_layers))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(config.num_decoder_layers))
+        layer_args = dict(d_model=D, num_heads=config.num_heads, d_ff=config.d_ff, dropout=config.dropout,
+                          norm_first=config.norm_first, fused=config.fused)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(**layer_args) for _ in range(config.num_encoder_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(**layer_args) for _ in range(config.num_decoder_layers))
         # pre-LN leaves the residual stream un-normalised, so a final LayerNorm closes each stack
         self.encoder_norm = nn.LayerNorm(D) if config.norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(D) if config.norm_first else nn.Identity()
@@ -281,35 +283,38 @@ class Transformer(nn.Module):
     def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor) -> torch.Tensor:
         return self.positions(embedding(tokens) * math.sqrt(self.config.d_model))  # (B, T) -> (B, T, D)
 
-    def encode_memory(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list]:
+    def encode_memory(self, src: torch.Tensor, src_lens: torch.Tensor, need_weights: bool = True
+                      ) -> tuple[torch.Tensor, torch.Tensor, list]:
         """Encoder output (B, S, D), the source keep-mask (B, S) and each layer's weights (B, H, S, S)."""
         if src.dim() != 2 or src_lens.shape != (src.shape[0],):
             raise ValueError(f"src must be (B, S) and src_lens (B,), got {tuple(src.shape)} and {tuple(src_lens.shape)}")
-        keep = torch.arange(src.shape[1], device=src.device) < src_lens.to(src.device).unsqueeze(1)  # (B, S)
+        keep = lengths_to_mask(src_lens.to(src.device), src.shape[1])  # (B, S)
         x = self._embed(self.src_embed, src)  # (B, S, D)
         weights = []
         for layer in self.encoder_layers:
-            x, w = layer(x, key_padding_mask=keep)
+            x, w = layer(x, key_padding_mask=keep, need_weights=need_weights)
             weights.append(w)
         return self.encoder_norm(x), keep, weights
 
-    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_keep: torch.Tensor
-               ) -> tuple[torch.Tensor, list, list]:
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_keep: torch.Tensor,
+               need_weights: bool = True) -> tuple[torch.Tensor, list, list]:
         """Logits (B, T, V) for every target position at once (causal), with per-layer weights."""
         if tgt_in.dim() != 2 or tgt_in.shape[0] != memory.shape[0]:
             raise ValueError(f"tgt_in must be (B, T) with B = {memory.shape[0]}, got {tuple(tgt_in.shape)}")
         x = self._embed(self.tgt_embed, tgt_in)  # (B, T, D)
         self_weights, cross_weights = [], []
         for layer in self.decoder_layers:
-            x, sw, cw = layer(x, memory, memory_key_padding_mask=memory_keep, causal=True)
+            x, sw, cw = layer(x, memory, memory_key_padding_mask=memory_keep, causal=True, need_weights=need_weights)
             self_weights.append(sw)
             cross_weights.append(cw)
         return self.output(self.decoder_norm(x)), self_weights, cross_weights  # (B, T, V)
 
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, need_weights: bool = True
                 ) -> tuple[torch.Tensor, TransformerWeights]:
-        memory, keep, enc_w = self.encode_memory(src, src_lens)
-        logits, self_w, cross_w = self.decode(tgt_in, memory, keep)
+        """Logits (B, T, V) and every layer's weights; with ``need_weights=False`` (training) the weights are
+        None and a ``fused`` model runs PyTorch's attention kernel."""
+        memory, keep, enc_w = self.encode_memory(src, src_lens, need_weights)
+        logits, self_w, cross_w = self.decode(tgt_in, memory, keep, need_weights)
         return logits, TransformerWeights(enc_w, self_w, cross_w)
 
     # the solutions.history.seq2seq interface -------------------------------------------------------
@@ -345,8 +350,6 @@ def train_transformer(model: Transformer, data: TranslationData, epochs: int, ba
     decay ∝ step^-0.5 — scaled so that its peak is ``lr``. Batches are shuffled as in
     :func:`solutions.history.seq2seq.train_seq2seq` with the same ``seed``. Returns ``[{"epoch", "loss"}]``.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
     if len(data) == 0:
         raise ValueError("the training data are empty")
     device = next(model.parameters()).device
@@ -355,23 +358,12 @@ def train_transformer(model: Transformer, data: TranslationData, epochs: int, ba
     peak = transformer_lr(warmup, d, warmup)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: transformer_lr(s + 1, d, warmup) / peak)
     order = random.Random(seed)
-    history = []
-    bar = tqdm(total=epochs * -(-len(data) // batch_size), disable=not show_progress(progress), desc="training", leave=False)
-    model.train()
-    for epoch in range(1, epochs + 1):
-        total, count = 0.0, 0
-        for batch in data.batches(batch_size, shuffle=True, seed=order):
-            batch = batch.to(device)
-            logits, _ = model(batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
-            loss = sequence_loss(logits, batch.tgt_out)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            scheduler.step()
-            total, count = total + loss.item() * len(batch.pairs), count + len(batch.pairs)
-            bar.update()
-        history.append({"epoch": epoch, "loss": total / count})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
-    bar.close()
-    return history
+
+    def loss(model: Transformer, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        batch = batch.to(device)
+        logits, _ = model(batch.src, batch.src_lens, batch.tgt_in, need_weights=False)  # (B, T, V)
+        return sequence_loss(logits, batch.tgt_out), {"size": len(batch.pairs)}
+
+    return fit(model, lambda epoch: data.batches(batch_size, shuffle=True, seed=order), loss, optimizer,
+               epochs=epochs, scheduler=scheduler, clip=clip, steps_per_epoch=-(-len(data) // batch_size),
+               progress=progress)
