@@ -58,17 +58,26 @@ class Vocab:
         return self._itos[index]
 
     def encode(self, tokens: Sequence[str], add_bos: bool = False, add_eos: bool = True) -> list[int]:
+        """Ids of ``tokens`` (UNK for unknown ones), BOS first if ``add_bos``, EOS last if ``add_eos``.
+
+        A vocabulary without BOS or EOS (``bos_id``/``eos_id`` None, e.g. BERT's) must be asked for neither.
+        """
+        for wanted, name, index in ((add_bos, "BOS", self.bos_id), (add_eos, "EOS", self.eos_id)):
+            if wanted and index is None:
+                raise ValueError(f"{type(self).__name__} has no {name} token: encode with add_{name.lower()}=False")
         ids = [self._stoi.get(t, self.unk_id) for t in tokens]
         return [self.bos_id] * add_bos + ids + [self.eos_id] * add_eos
 
     def decode(self, ids: Sequence[int] | torch.Tensor, strip_special: bool = True) -> list[str]:
-        """Tokens up to the first EOS; ``strip_special`` drops PAD, BOS and the EOS itself."""
+        """Tokens up to the first EOS (all of them without an EOS id); ``strip_special`` drops PAD, BOS and
+        the EOS itself (other specials, such as BERT's [CLS] and [SEP], are kept)."""
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+        stripped = {i for i in (self.pad_id, self.bos_id) if i is not None} if strip_special else set()
         out = []
         for i in ids:
-            if i == self.eos_id:
+            if self.eos_id is not None and i == self.eos_id:
                 return out if strip_special else out + [self.specials[self.eos_id]]
-            if not (strip_special and i in (self.pad_id, self.bos_id)):
+            if i not in stripped:
                 out.append(self.id_to_token(int(i)))
         return out
 

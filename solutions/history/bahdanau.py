@@ -32,8 +32,8 @@ embeddings and 1000 units with SGD/Adadelta on 348M words.
 
 Shape letters:
     B  batch              S  source positions (tokens + EOS)      V  target vocabulary size
-    E  embedding size m   H  encoder GRU size n per direction      D  annotation size 2H
-    N  decoder state n    A  alignment model size n'               L  output layer size l
+    E  embedding size m   N  GRU state size n (each encoder direction, and the decoder)
+    D  annotation size 2N A  alignment model size n'               O  output layer size l
 """
 from __future__ import annotations
 
@@ -87,9 +87,10 @@ class BahdanauConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
-    def tiny(cls, src_vocab: int = 11, tgt_vocab: int = 13) -> BahdanauConfig:
-        """A few units everywhere: for tests and gradient checks."""
-        return cls(src_vocab, tgt_vocab, embed_dim=6, hidden_dim=5, align_dim=4, output_dim=3)
+    def tiny(cls, **overrides) -> BahdanauConfig:
+        """A few units everywhere, vocabularies of 11 and 13 words: for tests and gradient checks."""
+        values = dict(src_vocab=11, tgt_vocab=13, embed_dim=6, hidden_dim=5, align_dim=4, output_dim=3)
+        return cls(**{**values, **overrides})
 
 
 # --------------------------------------------------------------------------- the attention, eqs. (5)-(6)
@@ -140,15 +141,15 @@ def initial_state(annotations: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
 
     The backward RNN reads the sentence right to left, so h←_1 is its last state, a summary of the
     whole sentence (padding lies after the last word, so position 1 is real in every sentence).
-    annotations (B, S, 2H) with h←_j in the second half, ``layer`` W_s (with a bias) → s_0 (B, N).
+    annotations (B, S, 2N) with h←_j in the second half, ``layer`` W_s (with a bias) → s_0 (B, N).
     """
     if annotations.dim() != 3 or annotations.shape[-1] % 2 or annotations.shape[1] < 1:
-        raise ValueError(f"annotations must be (B, S, 2H) from a bidirectional encoder, got {tuple(annotations.shape)}")
+        raise ValueError(f"annotations must be (B, S, 2N) from a bidirectional encoder, got {tuple(annotations.shape)}")
     half = annotations.shape[-1] // 2
     if layer.in_features != half:
-        raise ValueError(f"W_s takes {layer.in_features} features but h←_1 has H = {half} "
+        raise ValueError(f"W_s takes {layer.in_features} features but h←_1 has N = {half} "
                          f"(annotations {tuple(annotations.shape)})")
-    backward_first = annotations[:, 0, half:]  # (B, 2H) at j = 1 -> (B, H): h←_1
+    backward_first = annotations[:, 0, half:]  # (B, 2N) at j = 1 -> (B, N): h←_1
     return torch.tanh(layer(backward_first))  # (B, N)
 
 
@@ -168,11 +169,11 @@ class DeepOutput(nn.Module):
         self.out = nn.Linear(output_dim, vocab_size)
 
     def forward(self, state: torch.Tensor, embedded: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        pre = self.hidden(torch.cat([state, embedded, context], dim=-1))  # (B, 2L) or (B, L): t̃_i
+        pre = self.hidden(torch.cat([state, embedded, context], dim=-1))  # (B, 2O) or (B, O): t̃_i
         if self.maxout:
-            t = pre.unflatten(-1, (-1, 2)).amax(dim=-1)  # (B, 2L) -> (B, L, 2) -> (B, L)
+            t = pre.unflatten(-1, (-1, 2)).amax(dim=-1)  # (B, 2O) -> (B, O, 2) -> (B, O)
         else:
-            t = torch.tanh(pre)  # (B, L)
+            t = torch.tanh(pre)  # (B, O)
         return self.out(t)  # (B, V)
 
 

@@ -13,48 +13,55 @@ Language Understanding", NAACL (arXiv:1810.04805). BERT's own contributions, wri
 * **fine-tuning** (Section 3.2, Figure 1): the pre-trained encoder plus one classifier on the pooled
   ``[CLS]`` vector — :class:`BertForSequenceClassification`.
 
-The encoder layers themselves are those of Vaswani et al. (2017, arXiv:1706.03762) in BERT's variant
-(post-LayerNorm, GELU): ``nn.TransformerEncoderLayer(norm_first=False, activation="gelu",
-batch_first=True)``. That layer does not return its attention weights, so :class:`BertEncoder` obtains
-them, when asked, by running each layer's own ``self_attn`` once more on the same layer input with
-``need_weights=True, average_attn_weights=False``. This costs one extra attention computation per layer
-only when weights are requested, and keeps the layer itself PyTorch's (tested against an oracle
-elsewhere). In training mode the re-run draws its own attention dropout, so read weights in ``eval()``.
+The encoder layers are the course's own :class:`solutions.history.transformer.EncoderLayer` (Vaswani et al.
+2017, arXiv:1706.03762, Section 3.1) in BERT's variant, post-LayerNorm with a GELU feed-forward network
+(Hendrycks & Gimpel 2016, arXiv:1606.08415):
+
+    H' = LayerNorm(H + MultiHead(H)),    H_out = LayerNorm(H' + FFN(H')),    FFN(x) = GELU(x W_1 + b_1) W_2 + b_2.
+
+Each layer returns the attention weights of the one pass it computes, so the weights :class:`BertEncoder`
+hands back are those that produced the hidden states, in training mode too (the softmax weights, before
+attention dropout, as ``nn.MultiheadAttention`` returns them). With ``BertConfig.fused`` and no weights asked
+for, the layers run PyTorch's fused attention kernel instead (same output, faster).
 
 Tokens are whole words of the course's toy grammar (:func:`solutions.data.generate_sentences`): BERT's
-WordPiece vocabulary is not needed for a closed vocabulary. :class:`WordVocab` puts the five specials
-first, so "is special" is ``id < WordVocab.num_special``.
+WordPiece vocabulary is not needed for a closed vocabulary. :class:`BertVocab` is the course's
+:class:`solutions.data.Vocab` with BERT's five specials first, so "is special" is ``id < BertVocab.num_special``.
 
 MASK CONVENTION: ``attention_mask`` is a bool (B, T) tensor, ``True`` = a real token that may be attended
-to (as in :mod:`solutions.attention.masking`); it is inverted into ``nn.MultiheadAttention``'s ``key_padding_mask``
-(``True`` = ignore) inside :class:`BertEncoder`.
+to, the course's convention (:mod:`solutions.attention.masking`); it goes unchanged to each layer's
+``key_padding_mask``.
 
-Shape letters:
-    B batch     T positions ([CLS] A [SEP] B [SEP] + padding)     D hidden size
-    H heads     V vocabulary size                                 C classes
+Shape letters (the paper calls the hidden size H and the number of heads A):
+    B  batch        T  positions ([CLS] A [SEP] B [SEP] + padding)        D  hidden size
+    H  heads        Dh head size D / H        F  feed-forward size (intermediate_size)
+    V  vocabulary size        C  classes
 """
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..data import generate_sentences
-from ..train import show_progress
+from ..attention import lengths_to_mask
+from ..data import Vocab, generate_sentences, pad_batch
+from ..data.grammar import OBJECT_CLASSES
+from ..train import evaluating, fit
+from .transformer import EncoderLayer
 
 __all__ = [
     "PAD", "CLS", "SEP", "MASK", "UNK", "SPECIALS", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT",
-    "WordVocab", "BertConfig", "BertEmbeddings", "BertEncoder", "BertPooler", "BertModel", "BertOutput",
+    "BertVocab", "BertConfig", "BertEmbeddings", "BertEncoder", "BertPooler", "BertModel", "BertOutput",
     "BertMLMHead", "BertForPreTraining", "BertForSequenceClassification",
     "mask_tokens", "mlm_loss", "subject_of", "generate_documents", "nsp_pairs", "encode_pair",
     "collate", "PretrainingBatch", "make_pretraining_batch", "pretrain", "evaluate_pretraining",
-    "PretrainingEvaluation", "OBJECT_CLASSES", "object_class", "train_classifier", "classifier_accuracy",
+    "PretrainingEvaluation", "CLASS_TOPICS", "OBJECT_TOPICS", "object_class", "train_classifier", "classifier_accuracy",
 ]
 
 PAD, CLS, SEP, MASK, UNK = "[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"
@@ -64,38 +71,16 @@ IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in the original code: 1 = B is a rand
 
 
 # ------------------------------------------------------------------------------------ vocabulary
-class WordVocab:
-    """Word ↔ id map: [PAD]=0, [CLS]=1, [SEP]=2, [MASK]=3, [UNK]=4, then the words in sorted order."""
+class BertVocab(Vocab):
+    """Word ↔ id map: [PAD]=0, [CLS]=1, [SEP]=2, [MASK]=3, [UNK]=4, then the words in sorted order.
 
+    The course's :class:`solutions.data.Vocab` with BERT's specials; there is no BOS or EOS ([CLS] and
+    [SEP] take their places), so encode with ``add_eos=False``.
+    """
+
+    specials = SPECIALS
     pad_id, cls_id, sep_id, mask_id, unk_id = 0, 1, 2, 3, 4
-    num_special = len(SPECIALS)
-
-    def __init__(self, words: Sequence[str] = ()) -> None:
-        self._itos = list(SPECIALS) + [w for w in words if w not in SPECIALS]
-        if len(set(self._itos)) != len(self._itos):
-            raise ValueError("words contain duplicates")
-        self._stoi = {w: i for i, w in enumerate(self._itos)}
-
-    @classmethod
-    def build(cls, sentences: Sequence[Sequence[str]]) -> WordVocab:
-        """The vocabulary of every word in ``sentences`` (sequences of tokens)."""
-        return cls(sorted({w for s in sentences for w in s}))
-
-    def __len__(self) -> int:
-        return len(self._itos)
-
-    def __contains__(self, word: str) -> bool:
-        return word in self._stoi
-
-    def encode(self, words: Sequence[str]) -> list[int]:
-        return [self._stoi.get(w, self.unk_id) for w in words]
-
-    def decode(self, ids: Sequence[int] | torch.Tensor) -> list[str]:
-        ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
-        for i in ids:
-            if not 0 <= i < len(self._itos):
-                raise ValueError(f"id {i} is outside the vocabulary of {len(self._itos)} words")
-        return [self._itos[i] for i in ids]
+    bos_id = eos_id = None
 
 
 # ---------------------------------------------------------------------------------------- config
@@ -113,6 +98,7 @@ class BertConfig:
     dropout: float = 0.1           # on embeddings, attention weights and every sub-layer output
     layer_norm_eps: float = 1e-12  # as in the released checkpoints
     initializer_range: float = 0.02  # std of the normal initialisation of weights
+    fused: bool = False            # attention on PyTorch's fused kernel when no weights are asked for
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -123,9 +109,9 @@ class BertConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     @classmethod
-    def tiny(cls, vocab_size: int = 50, **overrides) -> BertConfig:
-        """A few thousand parameters, for tests."""
-        values = dict(vocab_size=vocab_size, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+    def tiny(cls, **overrides) -> BertConfig:
+        """A few thousand parameters, for tests: V = 50, D = 16, two layers of H = 2 heads, F = 32, no dropout."""
+        values = dict(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                       max_position=32, dropout=0.0)
         return cls(**{**values, **overrides})
 
@@ -138,7 +124,10 @@ class BertConfig:
 
 
 def _init_weights(module: nn.Module, std: float) -> None:
-    """BERT's initialisation: weights N(0, std²), biases 0, LayerNorm (1, 0)."""
+    """BERT's initialisation: weights N(0, std²), biases 0, LayerNorm (1, 0).
+
+    Every weight matrix is an ``nn.Linear`` or ``nn.Embedding``, the attention's W^Q, W^K, W^V, W^O included.
+    """
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, std=std)
         if getattr(module, "bias", None) is not None:
@@ -146,9 +135,6 @@ def _init_weights(module: nn.Module, std: float) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.MultiheadAttention):
-        nn.init.normal_(module.in_proj_weight, std=std)
-        nn.init.zeros_(module.in_proj_bias)
 
 
 # ------------------------------------------------------------------------------------ embeddings
@@ -189,18 +175,15 @@ class BertEmbeddings(nn.Module):
 class BertEncoder(nn.Module):
     """A stack of post-LN Transformer encoder layers with GELU (BERT's Section 3 "Model Architecture").
 
-    Attention weights: ``nn.TransformerEncoderLayer`` does not return them, so with
-    ``return_attention=True`` each layer's ``self_attn`` is run a second time on that layer's input with
-    ``need_weights=True, average_attn_weights=False``; the layer's output is untouched by the re-run.
+    The layers are :class:`solutions.history.transformer.EncoderLayer`; each returns its per-head weights
+    from the same pass that computes its output.
     """
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                config.hidden_size, config.num_heads, config.intermediate_size, dropout=config.dropout,
-                activation="gelu", layer_norm_eps=config.layer_norm_eps, batch_first=True, norm_first=False,
-            )
+            EncoderLayer(config.hidden_size, config.num_heads, config.intermediate_size, config.dropout,
+                         norm_first=False, eps=config.layer_norm_eps, activation="gelu", fused=config.fused)
             for _ in range(config.num_layers)
         )
 
@@ -210,22 +193,24 @@ class BertEncoder(nn.Module):
 
         The list of weights is empty unless ``return_attention``; weights of padded keys are 0.
         """
-        if attention_mask is not None:
-            if attention_mask.dtype != torch.bool:
-                raise TypeError(f"attention_mask must be bool (True = real token), got {attention_mask.dtype}")
-            if attention_mask.shape != x.shape[:2]:
-                raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must be (B, T) = {tuple(x.shape[:2])}")
-            if not attention_mask.any(-1).all():
-                raise ValueError("a sequence has no real token; every input holds at least [CLS]")
-        padding = None if attention_mask is None else ~attention_mask  # (B, T), True = ignore (PyTorch's convention)
+        _check_attention_mask(x, attention_mask)
         weights = []
         for layer in self.layers:
+            x, w = layer(x, key_padding_mask=attention_mask, need_weights=return_attention)  # (B, T, D), (B, H, T, T)
             if return_attention:
-                _, w = layer.self_attn(x, x, x, key_padding_mask=padding, need_weights=True,
-                                       average_attn_weights=False)  # (B, H, T, T)
                 weights.append(w)
-            x = layer(x, src_key_padding_mask=padding)  # (B, T, D)
         return x, weights
+
+
+def _check_attention_mask(x: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+    if attention_mask is None:
+        return
+    if attention_mask.dtype != torch.bool:
+        raise TypeError(f"attention_mask must be bool (True = real token), got {attention_mask.dtype}")
+    if attention_mask.shape != x.shape[:2]:
+        raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must be (B, T) = {tuple(x.shape[:2])}")
+    if not attention_mask.any(-1).all():
+        raise ValueError("a sequence has no real token; every input holds at least [CLS]")
 
 
 class BertPooler(nn.Module):
@@ -339,7 +324,7 @@ class BertForSequenceClassification(nn.Module):
 
 # ----------------------------------------------------------------------------- masked LM objective
 def mask_tokens(input_ids: torch.Tensor, vocab_size: int, generator: torch.Generator,
-                mask_id: int = WordVocab.mask_id, num_special: int = WordVocab.num_special,
+                mask_id: int = BertVocab.mask_id, num_special: int = BertVocab.num_special,
                 select_prob: float = 0.15, mask_prob: float = 0.8,
                 random_prob: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking procedure (Section 3.1, Task #1; Appendix A.1).
@@ -445,30 +430,27 @@ def nsp_pairs(documents: Sequence[Sequence[Sequence[str]]], seed: int = 0) -> li
     return out
 
 
-def encode_pair(vocab: WordVocab, a: Sequence[str], b: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
+def encode_pair(vocab: BertVocab, a: Sequence[str], b: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
     """``[CLS] a [SEP]`` (+ ``b [SEP]``) ids and segment ids (0 for [CLS] a [SEP], 1 for b [SEP])."""
-    ids = [vocab.cls_id] + vocab.encode(a) + [vocab.sep_id]
+    ids = [vocab.cls_id] + vocab.encode(a, add_eos=False) + [vocab.sep_id]
     segments = [0] * len(ids)
     if b is not None:
-        ids += vocab.encode(b) + [vocab.sep_id]
+        ids += vocab.encode(b, add_eos=False) + [vocab.sep_id]
         segments += [1] * (len(b) + 1)
     return ids, segments
 
 
-def collate(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int = WordVocab.pad_id,
+def collate(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int = BertVocab.pad_id,
             device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad (ids, segments) lists → input_ids (B, T), token_type_ids (B, T), attention_mask bool (B, T)."""
     if not encoded:
         raise ValueError("collate needs at least one example")
-    T = max(len(ids) for ids, _ in encoded)
-    input_ids = torch.full((len(encoded), T), pad_id, dtype=torch.long)  # (B, T)
-    segments = torch.zeros((len(encoded), T), dtype=torch.long)  # (B, T)
-    for i, (ids, seg) in enumerate(encoded):
-        input_ids[i, :len(ids)] = torch.tensor(ids)
-        segments[i, :len(seg)] = torch.tensor(seg)
-    lengths = torch.tensor([len(ids) for ids, _ in encoded])  # (B,)
-    mask = torch.arange(T) < lengths[:, None]  # (B, T)
-    return input_ids.to(device), segments.to(device), mask.to(device)
+    for ids, segments in encoded:
+        if len(ids) != len(segments):
+            raise ValueError(f"an example has {len(ids)} ids but {len(segments)} segment ids")
+    input_ids, lengths = pad_batch([ids for ids, _ in encoded], pad_id, device)  # (B, T), (B,)
+    token_type_ids, _ = pad_batch([segments for _, segments in encoded], 0, device)  # (B, T), padding in segment A
+    return input_ids, token_type_ids, lengths_to_mask(lengths, input_ids.shape[1])  # mask (B, T)
 
 
 @dataclass
@@ -480,7 +462,7 @@ class PretrainingBatch:
     nsp_labels: torch.Tensor      # (B,) IS_NEXT / NOT_NEXT
 
 
-def make_pretraining_batch(pairs: Sequence[tuple[Sequence[str], Sequence[str], int]], vocab: WordVocab,
+def make_pretraining_batch(pairs: Sequence[tuple[Sequence[str], Sequence[str], int]], vocab: BertVocab,
                            generator: torch.Generator, device: torch.device | str | None = None,
                            **mask_kwargs) -> PretrainingBatch:
     """Encode NSP pairs, pad them and mask them with :func:`mask_tokens` (fresh masks at every call)."""
@@ -497,55 +479,62 @@ def _warmup_linear(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def pretrain(model: BertForPreTraining, pairs: Sequence[tuple[Sequence[str], Sequence[str], int]],
-             vocab: WordVocab, steps: int, batch_size: int = 64, lr: float = 1e-3, warmup: int = 100,
-             weight_decay: float = 0.01, seed: int = 0, log_every: int = 50,
-             progress: bool | None = None) -> list[dict[str, float]]:
-    """Minimise MLM loss + NSP loss with AdamW and warm-up/linear decay; masks are drawn afresh per batch.
-
-    Returns one record per ``log_every`` steps: the step and the mean MLM loss, NSP loss, MLM accuracy
-    (over selected positions) and NSP accuracy since the previous record.
-    """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
-    device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
-    rng = random.Random(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup_linear(s, steps, warmup))
+def _shuffled_batches(n: int, batch_size: int, rng: random.Random) -> Iterator[list[int]]:
+    """Endless batches of the indices 0 … n−1: shuffled passes, a batch may run from one pass into the next."""
     order: list[int] = []
-    history, sums = [], defaultdict(float)
-    model.train()
-    for step in tqdm(range(steps), disable=not show_progress(progress), desc="pre-training", leave=False):
+    while True:
         if len(order) < batch_size:
-            more = list(range(len(pairs)))
+            more = list(range(n))
             rng.shuffle(more)
             order += more
-        idx, order = order[:batch_size], order[batch_size:]
-        batch = make_pretraining_batch([pairs[i] for i in idx], vocab, generator, device)
+        batch, order = order[:batch_size], order[batch_size:]
+        yield batch
+
+
+def pretrain(model: BertForPreTraining, pairs: Sequence[tuple[Sequence[str], Sequence[str], int]],
+             vocab: BertVocab, steps: int, batch_size: int = 64, lr: float = 1e-3, warmup: int = 100,
+             weight_decay: float = 0.01, seed: int = 0, log_every: int = 50,
+             progress: bool | None = None) -> list[dict[str, float]]:
+    """Minimise L = L_MLM + L_NSP (Section 3.1) with AdamW and warm-up/linear decay; masks drawn afresh per batch.
+
+    Trains with :func:`solutions.train.fit`, one "epoch" of ``log_every`` steps per record (the last one is
+    shorter when ``log_every`` does not divide ``steps``). ``seed`` fixes the order of the pairs and the
+    masks; dropout draws from the global generator, which the caller seeds. Returns one record per
+    ``log_every`` steps: the step and the mean MLM loss, NSP loss, MLM accuracy (over the selected
+    positions) and NSP accuracy since the previous record. Leaves the model in evaluation mode.
+    """
+    if steps < 1 or batch_size < 1 or log_every < 1:
+        raise ValueError(f"steps, batch_size and log_every must be positive, got {steps}, {batch_size}, {log_every}")
+    if not pairs:
+        raise ValueError("no sentence pairs to pre-train on")
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)  # the masks
+    indices = _shuffled_batches(len(pairs), batch_size, random.Random(seed))
+
+    def batches(epoch: int) -> Iterator[PretrainingBatch]:
+        for _ in range(min(log_every, steps - (epoch - 1) * log_every)):
+            yield make_pretraining_batch([pairs[i] for i in next(indices)], vocab, generator, device)
+
+    def loss(model: BertForPreTraining, batch: PretrainingBatch) -> tuple[torch.Tensor, dict[str, float]]:
         mlm_logits, nsp_logits, _ = model(batch.input_ids, batch.token_type_ids, batch.attention_mask)
-        loss_mlm = mlm_loss(mlm_logits, batch.mlm_labels)
-        loss_nsp = F.cross_entropy(nsp_logits, batch.nsp_labels)
-        optimizer.zero_grad(set_to_none=True)
-        (loss_mlm + loss_nsp).backward()
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            selected = batch.mlm_labels != IGNORE_INDEX
-            sums["mlm_loss"] += loss_mlm.item()
-            sums["nsp_loss"] += loss_nsp.item()
-            sums["mlm_correct"] += (mlm_logits.argmax(-1)[selected] == batch.mlm_labels[selected]).sum().item()
-            sums["mlm_total"] += selected.sum().item()
-            sums["nsp_accuracy"] += (nsp_logits.argmax(-1) == batch.nsp_labels).float().mean().item()
-            sums["n"] += 1
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            n = sums["n"]
-            history.append({"step": step + 1, "mlm_loss": sums["mlm_loss"] / n, "nsp_loss": sums["nsp_loss"] / n,
-                            "mlm_accuracy": sums["mlm_correct"] / max(1.0, sums["mlm_total"]),
-                            "nsp_accuracy": sums["nsp_accuracy"] / n})
-            sums = defaultdict(float)
+        loss_mlm = mlm_loss(mlm_logits, batch.mlm_labels)  # L_MLM over the selected positions
+        loss_nsp = F.cross_entropy(nsp_logits, batch.nsp_labels)  # L_NSP, (B, 2) vs (B,)
+        selected = batch.mlm_labels != IGNORE_INDEX  # (B, T)
+        return loss_mlm + loss_nsp, {
+            "mlm_loss": loss_mlm.item(), "nsp_loss": loss_nsp.item(),
+            "mlm_correct": (mlm_logits.argmax(-1)[selected] == batch.mlm_labels[selected]).sum().item(),
+            "mlm_selected": selected.sum().item(),
+            "nsp_accuracy": (nsp_logits.argmax(-1) == batch.nsp_labels).float().mean().item(),
+        }
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup_linear(s, steps, warmup))
+    records = fit(model, batches, loss, optimizer, epochs=-(-steps // log_every), scheduler=scheduler,
+                  steps_per_epoch=log_every, progress=progress, desc="pre-training")
     model.eval()
-    return history
+    return [{"step": min(r["epoch"] * log_every, steps), "mlm_loss": r["mlm_loss"], "nsp_loss": r["nsp_loss"],
+             "mlm_accuracy": r["mlm_correct"] / max(1.0, r["mlm_selected"]),  # correct / selected, pooled
+             "nsp_accuracy": r["nsp_accuracy"]} for r in records]
 
 
 @dataclass
@@ -557,100 +546,99 @@ class PretrainingEvaluation:
     kinds: list[str] = field(default_factory=list)  # per position: "mask", "random" or "unchanged"
 
 
-@torch.no_grad()
 def evaluate_pretraining(model: BertForPreTraining, pairs: Sequence[tuple[Sequence[str], Sequence[str], int]],
-                         vocab: WordVocab, seed: int = 0, batch_size: int = 256, **mask_kwargs) -> PretrainingEvaluation:
+                         vocab: BertVocab, seed: int = 0, batch_size: int = 256, **mask_kwargs) -> PretrainingEvaluation:
     """MLM accuracy on freshly masked held-out pairs (masks from ``seed``), and NSP accuracy.
 
     ``kinds`` says what the input showed at each selected position: [MASK], a random word, or the
     unchanged word (a random draw that hit the same word counts as unchanged).
     """
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     generator = torch.Generator().manual_seed(seed)
     targets, predictions, kinds, nsp_correct = [], [], [], 0
-    for k in range(0, len(pairs), batch_size):
-        chunk = pairs[k:k + batch_size]
-        batch = make_pretraining_batch(chunk, vocab, generator, device, **mask_kwargs)
-        mlm_logits, nsp_logits, _ = model(batch.input_ids, batch.token_type_ids, batch.attention_mask)
-        selected = batch.mlm_labels != IGNORE_INDEX  # (B, T)
-        target, shown = batch.mlm_labels[selected], batch.input_ids[selected]  # (N,)
-        targets.append(target.cpu())
-        predictions.append(mlm_logits.argmax(-1)[selected].cpu())
-        kinds += ["mask" if s == vocab.mask_id else "unchanged" if s == t else "random"
-                  for s, t in zip(shown.tolist(), target.tolist())]
-        nsp_correct += (nsp_logits.argmax(-1) == batch.nsp_labels).sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for k in range(0, len(pairs), batch_size):
+            batch = make_pretraining_batch(pairs[k:k + batch_size], vocab, generator, device, **mask_kwargs)
+            mlm_logits, nsp_logits, _ = model(batch.input_ids, batch.token_type_ids, batch.attention_mask)
+            selected = batch.mlm_labels != IGNORE_INDEX  # (B, T)
+            target, shown = batch.mlm_labels[selected], batch.input_ids[selected]  # (N,)
+            targets.append(target.cpu())
+            predictions.append(mlm_logits.argmax(-1)[selected].cpu())
+            kinds += ["mask" if s == vocab.mask_id else "unchanged" if s == t else "random"
+                      for s, t in zip(shown.tolist(), target.tolist())]
+            nsp_correct += (nsp_logits.argmax(-1) == batch.nsp_labels).sum().item()
     targets_t, predictions_t = torch.cat(targets), torch.cat(predictions)
     accuracy = (targets_t == predictions_t).float().mean().item() if len(targets_t) else float("nan")
     return PretrainingEvaluation(accuracy, nsp_correct / len(pairs), targets_t, predictions_t, kinds)
 
 
 # ---------------------------------------------------------------------- a sentence classification task
-OBJECT_CLASSES: dict[str, str] = {
-    **{w: "reading" for w in ("book", "books", "letter", "letters", "newspaper", "newspapers")},
-    **{w: "food" for w in ("apple", "apples", "rice", "noodles")},
-    **{w: "drink" for w in ("coffee", "tea", "water")},
-    **{w: "subject" for w in ("learning", "mathematics", "history", "Chinese", "music")},
-}
-"""Object noun → class, for the toy grammar's objects that are read, eaten, drunk or studied."""
+CLASS_TOPICS: dict[str, str] = {"book": "reading", "letter": "reading", "paper": "reading",
+                                "food": "food", "drink": "drink", "subject": "subject"}
+"""The grammar's object classes (:data:`solutions.data.grammar.OBJECT_CLASSES`) → the classifier's topics:
+things read, eaten, drunk or studied. The grammar's other classes ("movie", "thing", "code") have none."""
+
+OBJECT_TOPICS: dict[str, str] = {word: CLASS_TOPICS[cls] for word, cls in OBJECT_CLASSES.items()
+                                 if cls in CLASS_TOPICS}
+"""Object noun (head word, singular and plural) → its topic: "books" → "reading", "tea" → "drink", …"""
 
 
 def object_class(sentence: Sequence[str]) -> str | None:
-    """The class of the sentence's object noun ("reading", "food", "drink", "subject"), or None."""
-    found = {OBJECT_CLASSES[w] for w in sentence if w in OBJECT_CLASSES}
+    """The topic of the sentence's object noun ("reading", "food", "drink", "subject"), or None."""
+    found = {OBJECT_TOPICS[w] for w in sentence if w in OBJECT_TOPICS}
     if len(found) > 1:
-        raise ValueError(f"{' '.join(sentence)!r} has objects of several classes: {sorted(found)}")
+        raise ValueError(f"{' '.join(sentence)!r} has objects of several topics: {sorted(found)}")
     return found.pop() if found else None
 
 
 def train_classifier(model: BertForSequenceClassification, sentences: Sequence[Sequence[str]],
-                     labels: Sequence[int], vocab: WordVocab, epochs: int = 30, batch_size: int = 16,
-                     lr: float = 5e-4, warmup_fraction: float = 0.1, seed: int = 0) -> list[float]:
-    """Fine-tune all weights with cross-entropy on [CLS] (Section 3.2/4.1); the mean loss per epoch."""
+                     labels: Sequence[int], vocab: BertVocab, epochs: int = 30, batch_size: int = 16,
+                     lr: float = 5e-4, warmup_fraction: float = 0.1, seed: int = 0,
+                     progress: bool | None = None) -> list[float]:
+    """Fine-tune all weights with cross-entropy on [CLS] (Section 3.2/4.1); the mean loss per epoch.
+
+    AdamW with warm-up and linear decay, through :func:`solutions.train.fit`. ``seed`` shuffles the
+    sentences; dropout draws from the global generator, which the caller seeds. Leaves the model in
+    evaluation mode.
+    """
     if len(sentences) != len(labels) or not sentences:
         raise ValueError(f"{len(sentences)} sentences but {len(labels)} labels")
     device = next(model.parameters()).device
     encoded = [encode_pair(vocab, s) for s in sentences]
-    steps = epochs * -(-len(encoded) // batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warmup = max(1, int(warmup_fraction * steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup_linear(s, steps, warmup))
-    rng, losses = random.Random(seed), []
-    torch.manual_seed(seed)  # dropout
-    model.train()
-    for _ in range(epochs):
+    rng = random.Random(seed)
+
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
         order = list(range(len(encoded)))
         rng.shuffle(order)
-        total = 0.0
         for k in range(0, len(order), batch_size):
             idx = order[k:k + batch_size]
-            ids, segments, mask = collate([encoded[i] for i in idx], vocab.pad_id, device)
-            y = torch.tensor([labels[i] for i in idx], device=device)
-            loss = F.cross_entropy(model(ids, segments, mask), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(encoded))
+            ids, segments, mask = collate([encoded[i] for i in idx], vocab.pad_id, device)  # (B, T) each
+            yield ids, segments, mask, torch.tensor([labels[i] for i in idx], device=device)  # labels (B,)
+
+    def loss(model: BertForSequenceClassification, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
+        ids, segments, mask, y = batch
+        return F.cross_entropy(model(ids, segments, mask), y), {"size": len(y)}  # (B, C) vs (B,)
+
+    steps_per_epoch = -(-len(encoded) // batch_size)
+    steps = epochs * steps_per_epoch
+    warmup = max(1, int(warmup_fraction * steps))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup_linear(s, steps, warmup))
+    history = fit(model, batches, loss, optimizer, epochs=epochs, scheduler=scheduler,
+                  steps_per_epoch=steps_per_epoch, progress=progress, desc="fine-tuning")
     model.eval()
-    return losses
+    return [record["loss"] for record in history]
 
 
-@torch.no_grad()
 def classifier_accuracy(model: BertForSequenceClassification, sentences: Sequence[Sequence[str]],
-                        labels: Sequence[int], vocab: WordVocab, batch_size: int = 512) -> float:
+                        labels: Sequence[int], vocab: BertVocab, batch_size: int = 512) -> float:
     """Fraction of ``sentences`` whose arg-max class equals its label."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     correct = 0
-    for k in range(0, len(sentences), batch_size):
-        ids, segments, mask = collate([encode_pair(vocab, s) for s in sentences[k:k + batch_size]],
-                                      vocab.pad_id, device)
-        y = torch.tensor(labels[k:k + batch_size], device=device)
-        correct += (model(ids, segments, mask).argmax(-1) == y).sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for k in range(0, len(sentences), batch_size):
+            ids, segments, mask = collate([encode_pair(vocab, s) for s in sentences[k:k + batch_size]],
+                                          vocab.pad_id, device)  # (B, T) each
+            y = torch.tensor(labels[k:k + batch_size], device=device)  # (B,)
+            correct += (model(ids, segments, mask).argmax(-1) == y).sum().item()
     return correct / len(sentences)

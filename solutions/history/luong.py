@@ -26,7 +26,7 @@ knows where it attended before.
 
 Differences from the paper, to keep the chapter comparable with chapter 4 (Bahdanau): the encoder is
 :class:`solutions.history.seq2seq.RNNEncoder` (one bidirectional GRU layer, its annotations projected to the
-decoder size H when they differ) instead of stacked LSTMs, and the decoder is one GRU layer instead of
+decoder size N when they differ) instead of stacked LSTMs, and the decoder is one GRU layer instead of
 a stack of LSTMs, so its "top state" h_t is its only state. Source positions are 0-based, so a
 sentence of S positions (tokens + EOS) has positions 0, …, S − 1 and p_t lies in [0, S]. Positions
 outside the window or beyond the sentence get weight exactly 0; for local-p the rows of weights sum
@@ -35,10 +35,10 @@ to at most 1 (a softmax multiplied by a Gaussian that is at most 1), for global 
 
 Shape letters:
     B  batch          S  source positions (tokens + EOS)     E  embedding size
-    H  decoder size (h_t, h̃_t, and the projected source states h̄_s)
-    A  annotation size of the encoder (2 × its hidden size)    V  target vocabulary size
-    P  hidden size of the local-p position network (W_p)       L  most source positions of the location score
-The window half-width is the paper's D (``LuongConfig.window``), not a shape.
+    N  decoder size (h_t, h̃_t, and the projected source states h̄_s)
+    D  annotation size of the encoder (2 × its hidden size)    V  target vocabulary size
+    P  hidden size of the local-p position network (W_p)       M  most source positions of the location score
+The window half-width, the paper's D, is written W here (``LuongConfig.window``); it is not a shape.
 """
 from __future__ import annotations
 
@@ -80,15 +80,15 @@ class LuongConfig:
     """Architecture of a :class:`LuongTranslator` (vocabulary sizes are given to the model)."""
 
     embed_dim: int = 64  # E: source and target word embeddings
-    hidden_dim: int = 64  # H: decoder GRU state h_t, attentional state h̃_t and projected source states h̄_s
-    encoder_hidden_dim: int | None = None  # per direction of the bidirectional encoder; None -> H // 2
+    hidden_dim: int = 64  # N: decoder GRU state h_t, attentional state h̃_t and projected source states h̄_s
+    encoder_hidden_dim: int | None = None  # per direction of the bidirectional encoder; None -> N // 2
     attention: str = "global"  # "global" (Section 3.1), "local-m" or "local-p" (Section 3.2)
     score: str = "general"  # "dot", "general", "concat" (eq. 8) or "location" (eq. 9)
     input_feeding: bool = True  # feed h̃_{t-1} to the decoder with the previous word (Section 3.3)
-    window: int = 10  # D: local attention looks at [p_t - D, p_t + D]; the paper uses D = 10
-    max_source_len: int = 64  # L: the location score's W_a has one row per source position
-    concat_dim: int | None = None  # hidden size of the concat score; None -> H
-    position_dim: int | None = None  # P: hidden size of local-p's W_p (eq. 10); None -> H
+    window: int = 10  # W (the paper's D): local attention looks at [p_t - W, p_t + W]; the paper uses 10
+    max_source_len: int = 64  # M: the location score's W_a has one row per source position
+    concat_dim: int | None = None  # hidden size of the concat score; None -> N
+    position_dim: int | None = None  # P: hidden size of local-p's W_p (eq. 10); None -> N
     dropout: float = 0.0  # on the embeddings and on h̃_t before the output layer (the paper uses 0.2)
 
     def __post_init__(self) -> None:
@@ -103,22 +103,22 @@ class LuongConfig:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 or None, got {getattr(self, name)}")
         if self.encoder_hidden_dim is None and self.hidden_dim < 2:
-            raise ValueError("hidden_dim must be at least 2 when encoder_hidden_dim is None (it is H // 2)")
+            raise ValueError("hidden_dim must be at least 2 when encoder_hidden_dim is None (it is N // 2)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
 
     @classmethod
     def tiny(cls, **overrides) -> LuongConfig:
-        """For tests: E = 6, H = 8, D = 2, L = 12 (about 1,300 to 1,500 parameters with vocabularies of 11 and 13)."""
+        """For tests: E = 6, N = 8, W = 2, M = 12 (about 1,300 to 1,500 parameters with vocabularies of 11 and 13)."""
         return replace(cls(embed_dim=6, hidden_dim=8, window=2, max_source_len=12), **overrides)
 
 
 # --------------------------------------------------------------------------- the pieces, as functions
 def _check_states(hidden: torch.Tensor, keys: torch.Tensor) -> None:
     if hidden.dim() != 2:
-        raise ValueError(f"decoder states must be (B, H), got shape {tuple(hidden.shape)}")
+        raise ValueError(f"decoder states must be (B, N), got shape {tuple(hidden.shape)}")
     if keys.dim() != 3 or keys.shape[0] != hidden.shape[0]:
-        raise ValueError(f"source states must be (B, S, H) with B = {hidden.shape[0]}, got {tuple(keys.shape)}")
+        raise ValueError(f"source states must be (B, S, N) with B = {hidden.shape[0]}, got {tuple(keys.shape)}")
 
 
 def _check_lengths(src_lens: torch.Tensor, batch: int, num_positions: int) -> None:
@@ -132,17 +132,17 @@ def location_score(hidden: torch.Tensor, weight: torch.Tensor, num_positions: in
     """Location-based scores ``W_a h_t`` of eq. (9), ``a_t = softmax(W_a h_t)`` (arXiv:1508.04025).
 
     The score of a position depends on the decoder state only, not on the source word there. ``W_a``
-    has one row per source position up to L; a batch of S ≤ L positions uses its first S rows.
-    hidden (B, H), weight (L, H) → scores (B, S) with S = ``num_positions``.
+    has one row per source position up to M; a batch of S ≤ M positions uses its first S rows.
+    hidden (B, N), weight (M, N) → scores (B, S) with S = ``num_positions``.
     """
     if hidden.dim() != 2:
-        raise ValueError(f"decoder states must be (B, H), got shape {tuple(hidden.shape)}")
+        raise ValueError(f"decoder states must be (B, N), got shape {tuple(hidden.shape)}")
     if weight.dim() != 2 or weight.shape[1] != hidden.shape[1]:
-        raise ValueError(f"weight must be (L, H) with H = {hidden.shape[1]}, got {tuple(weight.shape)}")
+        raise ValueError(f"weight must be (M, N) with N = {hidden.shape[1]}, got {tuple(weight.shape)}")
     if not 1 <= num_positions <= weight.shape[0]:
         raise ValueError(f"the location score covers 1 to {weight.shape[0]} source positions (max_source_len), "
                          f"got {num_positions}")
-    return hidden @ weight[:num_positions].T  # (B, H) @ (H, S) -> (B, S)
+    return hidden @ weight[:num_positions].T  # (B, N) @ (N, S) -> (B, S)
 
 
 def predicted_position(hidden: torch.Tensor, w_p: torch.Tensor, v_p: torch.Tensor,
@@ -150,12 +150,12 @@ def predicted_position(hidden: torch.Tensor, w_p: torch.Tensor, v_p: torch.Tenso
     """Local-p's aligned position ``p_t = S · sigmoid(v_pᵀ tanh(W_p h_t))``, eq. (10) (arXiv:1508.04025).
 
     S is each example's own source length (tokens + EOS), not the padded length, so p_t ∈ [0, S].
-    hidden (B, H), w_p (P, H), v_p (P,), src_lens (B,) → p_t (B,).
+    hidden (B, N), w_p (P, N), v_p (P,), src_lens (B,) → p_t (B,).
     """
     if hidden.dim() != 2:
-        raise ValueError(f"decoder states must be (B, H), got shape {tuple(hidden.shape)}")
+        raise ValueError(f"decoder states must be (B, N), got shape {tuple(hidden.shape)}")
     if w_p.dim() != 2 or w_p.shape[1] != hidden.shape[1] or v_p.shape != (w_p.shape[0],):
-        raise ValueError(f"w_p must be (P, H) with H = {hidden.shape[1]} and v_p (P,), "
+        raise ValueError(f"w_p must be (P, N) with N = {hidden.shape[1]} and v_p (P,), "
                          f"got {tuple(w_p.shape)} and {tuple(v_p.shape)}")
     if src_lens.shape != (hidden.shape[0],):
         raise ValueError(f"src_lens must be (B,) = ({hidden.shape[0]},), got shape {tuple(src_lens.shape)}")
@@ -168,7 +168,7 @@ def window_mask(centres: torch.Tensor, src_lens: torch.Tensor, num_positions: in
     """Positions s of the window ``[p_t − D, p_t + D]`` that lie inside the sentence (Section 3.2).
 
     centres p_t (B,) (integers for local-m, reals for local-p), src_lens (B,), S = ``num_positions``,
-    D = ``half_width`` → bool mask (B, S), True where ``|s − p_t| ≤ D`` and ``s < src_len``.
+    W = ``half_width`` → bool mask (B, S), True where ``|s − p_t| ≤ W`` and ``s < src_len``.
     """
     if centres.dim() != 1:
         raise ValueError(f"centres must be (B,), got shape {tuple(centres.shape)}")
@@ -185,7 +185,7 @@ def window_mask(centres: torch.Tensor, src_lens: torch.Tensor, num_positions: in
 def gaussian_window(centres: torch.Tensor, num_positions: int, half_width: int) -> torch.Tensor:
     """Local-p's Gaussian ``exp(−(s − p_t)² / (2σ²))`` with σ = D / 2, the factor of eq. (11).
 
-    centres p_t (B,) float, S = ``num_positions``, D = ``half_width`` → factors (B, S) in (0, 1].
+    centres p_t (B,) float, S = ``num_positions``, W = ``half_width`` → factors (B, S) in (0, 1].
     It is differentiable in p_t: this is how eq. (10)'s W_p and v_p learn.
     """
     if centres.dim() != 1 or not centres.is_floating_point():
@@ -202,7 +202,7 @@ def local_weights(scores: torch.Tensor, centres: torch.Tensor, src_lens: torch.T
                   gaussian: bool) -> torch.Tensor:
     """Local attention weights: eq. (7) over the window, times eq. (11)'s Gaussian for local-p.
 
-    scores (B, S), centres p_t (B,), src_lens (B,), D = ``half_width``; ``gaussian`` False for
+    scores (B, S), centres p_t (B,), src_lens (B,), W = ``half_width``; ``gaussian`` False for
     local-m (rows sum to 1, or to 0 when the window holds no position of the sentence), True for
     local-p (rows sum to at most 1). Positions outside the window or the sentence get exactly 0.
     """
@@ -220,15 +220,15 @@ def local_weights(scores: torch.Tensor, centres: torch.Tensor, src_lens: torch.T
 def attentional_hidden(context: torch.Tensor, hidden: torch.Tensor, w_c: torch.Tensor) -> torch.Tensor:
     """The attentional hidden state ``h̃_t = tanh(W_c [c_t; h_t])``, eq. (5) (arXiv:1508.04025).
 
-    context c_t (B, Dc), hidden h_t (B, H), w_c (Ho, Dc + H) → h̃_t (B, Ho).
+    context c_t (B, Dc), hidden h_t (B, N), w_c (Ho, Dc + N) → h̃_t (B, Ho).
     """
     if context.dim() != 2 or hidden.dim() != 2 or context.shape[0] != hidden.shape[0]:
-        raise ValueError(f"context and hidden must be (B, Dc) and (B, H), got {tuple(context.shape)} "
+        raise ValueError(f"context and hidden must be (B, Dc) and (B, N), got {tuple(context.shape)} "
                          f"and {tuple(hidden.shape)}")
     if w_c.dim() != 2 or w_c.shape[1] != context.shape[1] + hidden.shape[1]:
-        raise ValueError(f"w_c must be (Ho, Dc + H) = (Ho, {context.shape[1] + hidden.shape[1]}), "
+        raise ValueError(f"w_c must be (Ho, Dc + N) = (Ho, {context.shape[1] + hidden.shape[1]}), "
                          f"got {tuple(w_c.shape)}")
-    joined = torch.cat([context, hidden], dim=-1)  # (B, Dc + H), the order [c_t; h_t] of eq. (5)
+    joined = torch.cat([context, hidden], dim=-1)  # (B, Dc + N), the order [c_t; h_t] of eq. (5)
     return torch.tanh(joined @ w_c.T)  # (B, Ho)
 
 
@@ -236,7 +236,7 @@ def attentional_hidden(context: torch.Tensor, hidden: torch.Tensor, w_c: torch.T
 class LuongAttention(nn.Module):
     """Global or local attention of the decoder state h_t over the source states h̄_s (Section 3).
 
-    forward(hidden h_t (B, H), keys h̄_s (B, S, H), src_lens (B,), step t) → context c_t (B, H) and
+    forward(hidden h_t (B, N), keys h̄_s (B, S, N), src_lens (B,), step t) → context c_t (B, N) and
     weights a_t (B, S). ``step`` is the 0-based decoder step, local-m's centre p_t = t.
     """
 
@@ -245,29 +245,29 @@ class LuongAttention(nn.Module):
         self.config = config
         h = config.hidden_dim
         if config.score == "location":
-            self.location = nn.Parameter(torch.empty(config.max_source_len, h))  # W_a (L, H), eq. (9)
+            self.location = nn.Parameter(torch.empty(config.max_source_len, h))  # W_a (M, N), eq. (9)
             _init_uniform(self.location, h)
         else:  # eq. (8); "concat" v_aᵀ tanh(W_a [h_t; h̄_s]) is the additive score v_aᵀ tanh(W_q h_t + W_k h̄_s)
             name = "additive" if config.score == "concat" else config.score
             self.score = make_score(name, h, h, hidden_dim=config.concat_dim or h)
         if config.attention == "local-p":
             p = config.position_dim or h
-            self.w_p = nn.Parameter(torch.empty(p, h))  # W_p (P, H), eq. (10)
+            self.w_p = nn.Parameter(torch.empty(p, h))  # W_p (P, N), eq. (10)
             self.v_p = nn.Parameter(torch.empty(p))  # v_p (P,)
             _init_uniform(self.w_p, h)
             _init_uniform(self.v_p, p)
 
     def scores(self, hidden: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """score(h_t, h̄_s) for every source position: hidden (B, H), keys (B, S, H) → (B, S)."""
+        """score(h_t, h̄_s) for every source position: hidden (B, N), keys (B, S, N) → (B, S)."""
         if self.config.score == "location":
             return location_score(hidden, self.location, keys.shape[1])  # (B, S)
-        return self.score(hidden.unsqueeze(1), keys).squeeze(1)  # (B, 1, H) vs (B, S, H) -> (B, S)
+        return self.score(hidden.unsqueeze(1), keys).squeeze(1)  # (B, 1, N) vs (B, S, N) -> (B, S)
 
     def forward(self, hidden: torch.Tensor, keys: torch.Tensor, src_lens: torch.Tensor,
                 step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         _check_states(hidden, keys)
         if hidden.shape[1] != self.config.hidden_dim or keys.shape[2] != self.config.hidden_dim:
-            raise ValueError(f"decoder and source states must have H = {self.config.hidden_dim} features, "
+            raise ValueError(f"decoder and source states must have N = {self.config.hidden_dim} features, "
                              f"got {tuple(hidden.shape)} and {tuple(keys.shape)}")
         batch, num_positions = keys.shape[:2]
         _check_lengths(src_lens, batch, num_positions)
@@ -281,7 +281,7 @@ class LuongAttention(nn.Module):
         else:
             centres = predicted_position(hidden, self.w_p, self.v_p, src_lens)  # (B,), eq. (10)
             weights = local_weights(scores, centres, src_lens, d, gaussian=True)  # (B, S), eq. (11)
-        context = weighted_sum(weights.unsqueeze(1), keys).squeeze(1)  # (B, 1, S) @ (B, S, H) -> (B, H)
+        context = weighted_sum(weights.unsqueeze(1), keys).squeeze(1)  # (B, 1, S) @ (B, S, N) -> (B, N)
         return context, weights
 
 
@@ -289,10 +289,10 @@ class LuongAttention(nn.Module):
 class LuongState(NamedTuple):
     """What the decoder carries from one step to the next."""
 
-    keys: torch.Tensor  # h̄_s (B, S, H): the source states, projected to the decoder size
+    keys: torch.Tensor  # h̄_s (B, S, N): the source states, projected to the decoder size
     src_lens: torch.Tensor  # (B,)
-    hidden: torch.Tensor  # h_{t-1} (B, H): the GRU state
-    feed: torch.Tensor  # h̃_{t-1} (B, H): the attentional state of the previous step (zeros at t = 0)
+    hidden: torch.Tensor  # h_{t-1} (B, N): the GRU state
+    feed: torch.Tensor  # h̃_{t-1} (B, N): the attentional state of the previous step (zeros at t = 0)
     step: int  # t: how many target words have been read so far
 
 
@@ -306,8 +306,8 @@ class LuongTranslator(nn.Module):
         h̃_t = tanh(W_c [c_t; h_t])                      eq. (5)
         logits = W_s h̃_t + b_s                          eq. (6) before its softmax
 
-    The encoder is :class:`~solutions.history.seq2seq.RNNEncoder`; its annotations (B, S, A) are projected to
-    the decoder size H (no projection when A = H) and its final state initialises h_0 = tanh(W_0 ·).
+    The encoder is :class:`~solutions.history.seq2seq.RNNEncoder`; its annotations (B, S, D) are projected to
+    the decoder size N (no projection when A = N) and its final state initialises h_0 = tanh(W_0 ·).
     The output layer keeps a bias, which eq. (6) leaves out of its notation.
     """
 
@@ -319,9 +319,9 @@ class LuongTranslator(nn.Module):
         enc_h = config.encoder_hidden_dim or h // 2
         self.encoder = RNNEncoder(src_vocab_size, e, enc_h, bidirectional=True, dropout=config.dropout)
         a = self.encoder.output_dim
-        # annotations (B, S, A) -> source states h̄_s (B, S, H)
+        # annotations (B, S, D) -> source states h̄_s (B, S, N)
         self.bridge = nn.Identity() if a == h else nn.Linear(a, h, bias=False)
-        self.init_state = nn.Linear(a, h)  # final encoder state (B, A) -> h_0 (B, H)
+        self.init_state = nn.Linear(a, h)  # final encoder state (B, D) -> h_0 (B, N)
         self.embedding = nn.Embedding(tgt_vocab_size, e, padding_idx=Vocab.pad_id)
         self.cell = nn.GRUCell(e + h if config.input_feeding else e, h)
         self.attention = LuongAttention(config)
@@ -334,9 +334,9 @@ class LuongTranslator(nn.Module):
         if self.config.score == "location" and src.shape[1] > self.config.max_source_len:
             raise ValueError(f"the location score covers {self.config.max_source_len} source positions "
                              f"(max_source_len) but the batch has {src.shape[1]}")
-        annotations, final = self.encoder(src, src_lens)  # (B, S, A), (B, A)
-        keys = self.bridge(annotations)  # (B, S, H)
-        hidden = torch.tanh(self.init_state(final))  # (B, H)
+        annotations, final = self.encoder(src, src_lens)  # (B, S, D), (B, D)
+        keys = self.bridge(annotations)  # (B, S, N)
+        hidden = torch.tanh(self.init_state(final))  # (B, N)
         return LuongState(keys, src_lens, hidden, torch.zeros_like(hidden), 0)
 
     def step(self, prev_tokens: torch.Tensor, state: LuongState) -> tuple[torch.Tensor, torch.Tensor, LuongState]:
@@ -345,9 +345,9 @@ class LuongTranslator(nn.Module):
             raise ValueError(f"prev_tokens must be (B,) = ({state.hidden.shape[0]},), got {tuple(prev_tokens.shape)}")
         inputs = self.dropout(self.embedding(prev_tokens))  # (B, E)
         if self.config.input_feeding:
-            inputs = torch.cat([inputs, state.feed], dim=-1)  # (B, E + H): Section 3.3
-        hidden = self.cell(inputs, state.hidden)  # h_t (B, H)
-        context, weights = self.attention(hidden, state.keys, state.src_lens, state.step)  # (B, H), (B, S)
-        attentional = attentional_hidden(context, hidden, self.w_c.weight)  # h̃_t (B, H), eq. (5)
+            inputs = torch.cat([inputs, state.feed], dim=-1)  # (B, E + N): Section 3.3
+        hidden = self.cell(inputs, state.hidden)  # h_t (B, N)
+        context, weights = self.attention(hidden, state.keys, state.src_lens, state.step)  # (B, N), (B, S)
+        attentional = attentional_hidden(context, hidden, self.w_c.weight)  # h̃_t (B, N), eq. (5)
         logits = self.w_s(self.dropout(attentional))  # (B, V), eq. (6)
         return logits, weights, LuongState(state.keys, state.src_lens, hidden, attentional, state.step + 1)

@@ -13,7 +13,7 @@ Section 3.2, arXiv:1409.0473), which both chapters use so that their models diff
 
 Shape letters:
     B  batch            S  source positions (tokens + EOS)     T  target steps (tokens + EOS)
-    E  embedding size   H  hidden size per direction            D  annotation size (2H when bidirectional)
+    E  embedding size   N  recurrent state size per direction   D  annotation size (2N when bidirectional)
     V  target vocabulary size
 """
 from __future__ import annotations
@@ -82,9 +82,9 @@ class RNNEncoder(nn.Module):
         _check_source(src, src_lens)
         embedded = self.dropout(self.embedding(src))  # (B, S, E)
         packed = pack_padded_sequence(embedded, src_lens.cpu(), batch_first=True, enforce_sorted=False)
-        outputs, final = self.rnn(packed)  # final: (directions, B, H)
+        outputs, final = self.rnn(packed)  # final: (directions, B, N)
         annotations, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.shape[1])  # (B, S, D)
-        final = final.transpose(0, 1).reshape(src.shape[0], -1)  # (directions, B, H) -> (B, D)
+        final = final.transpose(0, 1).reshape(src.shape[0], -1)  # (directions, B, N) -> (B, D)
         return annotations, final
 
 

@@ -36,9 +36,9 @@ class AlignerConfig:
             raise ValueError(f"p_null must lie in [0, 1), got {self.p_null}")
 
     @classmethod
-    def tiny(cls) -> AlignerConfig:
+    def tiny(cls, **overrides) -> AlignerConfig:
         """A fast preset for tests."""
-        return cls(model1_iterations=2, hmm_iterations=2, jump_mm_steps=3)
+        return cls(**{**dict(model1_iterations=2, hmm_iterations=2, jump_mm_steps=3), **overrides})
 
 
 # ----------------------------------------------------------------- one direction, end to end
