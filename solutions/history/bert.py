@@ -39,7 +39,6 @@ Shape letters (the paper calls the hidden size H and the number of heads A):
 """
 from __future__ import annotations
 
-import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -50,8 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import lengths_to_mask
-from ..data import Vocab, generate_sentences, pad_batch
-from ..data.grammar import OBJECT_CLASSES
+from ..data import Vocab, generate_sentences, grammar, pad_batch
 from ..train import evaluating, fit
 from .transformer import EncoderLayer
 
@@ -578,7 +576,7 @@ CLASS_TOPICS: dict[str, str] = {"book": "reading", "letter": "reading", "paper":
 """The grammar's object classes (:data:`solutions.data.grammar.OBJECT_CLASSES`) → the classifier's topics:
 things read, eaten, drunk or studied. The grammar's other classes ("movie", "thing", "code") have none."""
 
-OBJECT_TOPICS: dict[str, str] = {word: CLASS_TOPICS[cls] for word, cls in OBJECT_CLASSES.items()
+OBJECT_TOPICS: dict[str, str] = {word: CLASS_TOPICS[cls] for word, cls in grammar.OBJECT_CLASSES.items()
                                  if cls in CLASS_TOPICS}
 """Object noun (head word, singular and plural) → its topic: "books" → "reading", "tea" → "drink", …"""
 

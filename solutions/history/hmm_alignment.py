@@ -20,15 +20,10 @@ from the lexical table of Model 1 and uniform jump weights, as in Vogel et al. S
 The Viterbi alignment (Och & Ney eq. 5) is a max-product dynamic programme (the recursion under
 Vogel eq. 6) in log space.
 
-Shape letters:
-    B   sentence pairs in a batch
-    I   source positions (padded to the longest source sentence)
-    J   target positions (padded to the longest target sentence)
+Shape letters: B, I, J, Vf and Ve as in :mod:`solutions.history.ibm_model1`, and
     S   HMM states: I source positions, then (with the empty word) their I empty twins
-    Vf  target vocabulary size          Ve  source vocabulary size (with the NULL word)
-    K   jump widths: s(d) for d = −D … D, K = 2D + 1
-    L   distinct source lengths in a batch
-
+    K   jump widths: s(d) for d = −D … D, K = 2D + 1 (D, the widest jump, is ``HMMParams.max_jump``)
+    L   distinct source lengths in a batch (not layers, in this module)
 """
 from __future__ import annotations
 

@@ -19,15 +19,9 @@ counts over the corpus, t(f | e) = λ_e^{-1} Σ_s c(f | e; f^(s), e^(s)) (eq. 14
 Its Viterbi alignment is a per-word argmax (Och & Ney 2003, eq. 33). Links are (source index, target
 index), 0-based, as in :class:`solutions.data.Pair`, so they can be scored with :mod:`solutions.metrics`.
 
-Shape letters:
-    B   sentence pairs in a batch
-    I   source positions (padded to the longest source sentence)
-    J   target positions (padded to the longest target sentence)
-    S   HMM states: I source positions, then (with the empty word) their I empty twins
-    Vf  target vocabulary size          Ve  source vocabulary size (with the NULL word)
-    K   jump widths: s(d) for d = −D … D, K = 2D + 1
-    L   distinct source lengths in a batch
-
+Shape letters (B, I, J as in the glossary of :mod:`solutions`): B sentence pairs in a batch, I source and
+J target positions (padded to the longest sentence), Vf and Ve the target and source vocabulary sizes
+(Ve with the NULL word).
 """
 from __future__ import annotations
 
