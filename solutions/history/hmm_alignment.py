@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import trange
 
+from ..attention import lengths_to_mask
 from .ibm_model1 import NULL_ID, Encoded, _check_lexicon, _lexical_counts, _normalise_columns, _per_word
 
 
@@ -106,7 +107,7 @@ def jump_probabilities(jumps: torch.Tensor, src_lens: torch.Tensor, num_position
         raise ValueError(f"a sentence has {int(src_lens.max())} source positions but num_positions is {num_positions}")
     max_jump = (jumps.numel() - 1) // 2
     weights = jumps[_jump_index(num_positions, max_jump, jumps.device)]  # (I', I)
-    valid = torch.arange(num_positions, device=jumps.device) < src_lens[:, None]  # (B, I)
+    valid = lengths_to_mask(src_lens, num_positions)  # (B, I)
     pair_mask = valid[:, :, None] & valid[:, None, :]  # (B, I', I)
     weights = weights * pair_mask  # (B, I', I)
     total = weights.sum(-1, keepdim=True)  # (B, I', 1)
@@ -294,7 +295,7 @@ def _jump_m_step(jumps: torch.Tensor, jump_counts: torch.Tensor, out_counts: tor
     n.index_put_((torch.arange(num_positions, device=n.device)[None, :].expand_as(out_counts),
                   which[:, None].expand_as(out_counts)), out_counts, accumulate=True)
     index = _jump_index(num_positions, max_jump, jumps.device)  # (I', I)
-    targets = (torch.arange(num_positions, device=jumps.device) < lengths[:, None]).to(jumps.dtype)  # (L, I)
+    targets = lengths_to_mask(lengths, num_positions).to(jumps.dtype)  # (L, I)
     m = jumps.new_zeros(num_positions, lengths.numel(), jumps.numel())  # (I', L, K)
     m.scatter_add_(2, index[:, None, :].expand(-1, lengths.numel(), -1),
                    targets[None].expand(num_positions, -1, -1))  # m[i', l, d] = #{i < I_l: width d}

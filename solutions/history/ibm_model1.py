@@ -32,6 +32,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import trange
 
+from ..attention import lengths_to_mask
 from ..data import Pair, Vocab, pad_batch
 
 NULL = "<null>"
@@ -56,12 +57,12 @@ class Encoded:
     @property
     def src_mask(self) -> torch.Tensor:
         """(B, I) True on real source positions."""
-        return torch.arange(self.src.shape[1], device=self.src.device) < self.src_lens[:, None]
+        return lengths_to_mask(self.src_lens, self.src.shape[1])  # (B, I)
 
     @property
     def tgt_mask(self) -> torch.Tensor:
         """(B, J) True on real target positions."""
-        return torch.arange(self.tgt.shape[1], device=self.tgt.device) < self.tgt_lens[:, None]
+        return lengths_to_mask(self.tgt_lens, self.tgt.shape[1])  # (B, J)
 
 
 def _sides(pairs: Sequence[Pair], reverse: bool) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
