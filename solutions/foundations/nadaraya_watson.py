@@ -215,7 +215,7 @@ def fit_kernel_regression(
     y_train: torch.Tensor,
     epochs: int = 200,
     lr: float = 0.05,
-    progress: bool | None = False,
+    progress: bool | None = None,
 ) -> list[float]:
     """Train a kernel regression model by full-batch Adam on the leave-one-out squared error.
 
@@ -233,7 +233,7 @@ def fit_kernel_regression(
         y_train: (..., n) or (..., n, Dv) training outputs.
         epochs: number of full-batch steps.
         lr: Adam learning rate.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (by default unless ``COURSE_PROGRESS=0``, see :mod:`solutions.train`).
 
     Returns:
         The training loss of each epoch, measured before that epoch's step.

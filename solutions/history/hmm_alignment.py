@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import trange
 
 from ..attention import lengths_to_mask
+from ..train import show_progress
 from .ibm_model1 import NULL_ID, Encoded, _check_lexicon, _lexical_counts, _normalise_columns, _per_word
 
 
@@ -368,7 +369,7 @@ def hmm_viterbi(params: HMMParams, data: Encoded) -> tuple[list[list[int]], torc
 
 
 def train_hmm(data: Encoded, params: HMMParams, iterations: int, mm_steps: int = 10,
-              progress: bool = False) -> tuple[HMMParams, list[float]]:
+              progress: bool | None = None) -> tuple[HMMParams, list[float]]:
     """Run ``iterations`` EM iterations of the HMM from ``params`` (e.g. :func:`init_hmm` of Model 1's t).
 
     Returns the final parameters and the log-likelihood per target word before the first and after
@@ -377,7 +378,7 @@ def train_hmm(data: Encoded, params: HMMParams, iterations: int, mm_steps: int =
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     history = []
-    for _ in trange(iterations, desc="HMM", disable=not progress):
+    for _ in trange(iterations, desc="HMM", disable=not show_progress(progress), leave=False):
         stats = hmm_e_step(params, data)
         history.append(_per_word(stats.loglik, data))
         params = hmm_m_step(params, data, stats, mm_steps)

@@ -34,6 +34,7 @@ from tqdm.auto import trange
 
 from ..attention import lengths_to_mask
 from ..data import Pair, Vocab, pad_batch
+from ..train import show_progress
 
 NULL = "<null>"
 """The empty source word e_0 of Brown et al. (position 0), present in every source vocabulary."""
@@ -196,7 +197,7 @@ def _per_word(loglik: torch.Tensor, data: Encoded) -> float:
 
 
 def train_model1(data: Encoded, t: torch.Tensor, iterations: int, null: bool = True,
-                 progress: bool = False) -> tuple[torch.Tensor, list[float]]:
+                 progress: bool | None = None) -> tuple[torch.Tensor, list[float]]:
     """Run ``iterations`` EM iterations of Model 1 from the table ``t``.
 
     Returns the final table and the log-likelihood per target word before the first and after
@@ -205,7 +206,7 @@ def train_model1(data: Encoded, t: torch.Tensor, iterations: int, null: bool = T
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     history = []
-    for _ in trange(iterations, desc="Model 1", disable=not progress):
+    for _ in trange(iterations, desc="Model 1", disable=not show_progress(progress), leave=False):
         posteriors, loglik = model1_e_step(t, data, null)
         history.append(_per_word(loglik, data))
         t = model1_m_step(t, data, posteriors, null)

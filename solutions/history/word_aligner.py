@@ -88,7 +88,7 @@ class DirectionalAligner:
 
 def train_direction(pairs: Sequence[Pair], config: AlignerConfig | None = None, reverse: bool = False,
                     device: torch.device | str | None = None, dtype: torch.dtype = torch.float64,
-                    progress: bool = False) -> DirectionalAligner:
+                    progress: bool | None = None) -> DirectionalAligner:
     """Train Model 1 and then the HMM (from Model 1's table) on ``pairs`` in one direction.
 
     ``reverse=False`` models Pr(target | source), each target word linked to one source word;
