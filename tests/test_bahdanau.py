@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from solutions.history.bahdanau import (AttentionState, BahdanauConfig, DeepOutput, RNNencdec, RNNsearch, additive_attention, alignment_energies, initial_state, project_annotations)
-from solutions.data import TranslationData, Vocab, generate_dates
+from solutions.data import TranslationData, Vocab
 from solutions.train import count_parameters
 from solutions.history.seq2seq import evaluate, greedy_decode, teacher_forcing, train_seq2seq
 
@@ -240,8 +240,8 @@ def test_empty_sentence(device):
 
 # --------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
-def dates():
-    return TranslationData.from_pairs(generate_dates(500, seed=3), seed=0)
+def dates(make_dates):
+    return make_dates(500, seed=3)
 
 
 def test_short_training_lowers_the_loss_and_translates(device, dates, one_thread):
@@ -264,7 +264,7 @@ def test_short_training_lowers_the_loss_and_translates(device, dates, one_thread
 
 def test_rnnencdec_has_no_alignment_and_a_fixed_context(device, dates):
     train, valid, _ = dates
-    model = RNNencdec(BahdanauConfig.tiny(len(train.src_vocab), len(train.tgt_vocab))).to(device)
+    model = RNNencdec(BahdanauConfig.tiny(src_vocab=len(train.src_vocab), tgt_vocab=len(train.tgt_vocab))).to(device)
     assert evaluate(model, valid).alignment is None
     src, src_lens, _ = _batch(device)
     state = model.encode(src, src_lens)
@@ -274,5 +274,5 @@ def test_rnnencdec_has_no_alignment_and_a_fixed_context(device, dates):
         _, weights, next_state = model.step(torch.full((3,), token, device=device), state)
         assert weights is None and next_state.context is state.context
         state = next_state
-    searcher = RNNsearch(BahdanauConfig.tiny(len(train.src_vocab), len(train.tgt_vocab)))
+    searcher = RNNsearch(BahdanauConfig.tiny(src_vocab=len(train.src_vocab), tgt_vocab=len(train.tgt_vocab)))
     assert count_parameters(searcher) != count_parameters(model)

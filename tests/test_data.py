@@ -1,6 +1,5 @@
-"""The datasets of solutions.data: hand-checked examples, gold alignments, determinism, speed, batching."""
+"""The datasets of solutions.data: hand-checked examples, gold alignments, determinism, batching."""
 import random
-import time
 from datetime import date
 
 import pytest
@@ -132,12 +131,11 @@ def test_unique_sentences_and_the_size_of_the_grammar():
 
 
 @pytest.mark.parametrize("generate", [generate_dates, generate_sentences])
-def test_ten_thousand_pairs_generate_in_about_a_second(generate):
-    start = time.perf_counter()
+def test_ten_thousand_pairs_are_generated_deterministically(generate):
+    """The size the chapters train on; how fast it is made is measured by benchmarks/data_generation.py."""
     pairs = generate(10_000, seed=11)
-    elapsed = time.perf_counter() - start
-    assert len(pairs) == 10_000
-    assert elapsed < 3.0, f"10,000 pairs took {elapsed:.2f} s"
+    assert len(pairs) == 10_000 and all(isinstance(p, Pair) and p.source and p.target for p in pairs)
+    assert generate(10_000, seed=11) == pairs, "the same seed gives the same 10,000 pairs"
 
 
 # ------------------------------------------------------------------------ vocabulary and batches

@@ -9,15 +9,13 @@ from solutions.attention import attention, weighted_sum
 from solutions.attention.masking import lengths_to_mask, masked_softmax
 from solutions.attention.scores import AdditiveScore, GeneralScore, additive_score, dot_score, make_score
 
+from helpers import rand
+
 DTYPES = [torch.float32, torch.float64]
 
 
-def _rand(*shape, device, dtype=torch.float64, requires_grad=False):
-    return torch.randn(*shape, device=device, dtype=dtype, requires_grad=requires_grad)
-
-
 def _qkv(q_shape, k_shape, v_shape, device, dtype=torch.float64):
-    return tuple(_rand(*shape, device=device, dtype=dtype) for shape in (q_shape, k_shape, v_shape))
+    return tuple(rand(*shape, device=device, dtype=dtype) for shape in (q_shape, k_shape, v_shape))
 
 
 def _tol(dtype):
@@ -34,8 +32,8 @@ def test_weighted_sum_hand_example(device):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_weighted_sum_shapes_and_broadcast(device, dtype):
-    weights = torch.softmax(_rand(2, 4, 3, 5, device=device, dtype=dtype), -1)  # (B, H, Tq, Tk)
-    values = _rand(2, 1, 5, 6, device=device, dtype=dtype)  # (B, 1, Tk, Dv)
+    weights = torch.softmax(rand(2, 4, 3, 5, device=device, dtype=dtype), -1)  # (B, H, Tq, Tk)
+    values = rand(2, 1, 5, 6, device=device, dtype=dtype)  # (B, 1, Tk, Dv)
     context = weighted_sum(weights, values)
     assert context.shape == (2, 4, 3, 6) and context.dtype == dtype
     torch.testing.assert_close(context, torch.einsum("bhqk,bkd->bhqd", weights, values[:, 0]))
@@ -46,9 +44,9 @@ def test_weighted_sum_shapes_and_broadcast(device, dtype):
 @pytest.mark.parametrize("shape", [(3, 8), (2, 3, 8), (2, 4, 3, 8)])
 def test_matches_scaled_dot_product_attention(device, dtype, shape):
     *lead, t_q, d = shape
-    query = _rand(*shape, device=device, dtype=dtype)
-    keys = _rand(*lead, 5, d, device=device, dtype=dtype)
-    values = _rand(*lead, 5, 6, device=device, dtype=dtype)
+    query = rand(*shape, device=device, dtype=dtype)
+    keys = rand(*lead, 5, d, device=device, dtype=dtype)
+    values = rand(*lead, 5, 6, device=device, dtype=dtype)
     context, weights = attention(query, keys, values, "scaled_dot")
     torch.testing.assert_close(context, F.scaled_dot_product_attention(query, keys, values), **_tol(dtype))
     assert weights.shape == (*lead, t_q, 5)
@@ -80,8 +78,8 @@ def test_valid_lens_matches_sdpa_with_the_same_mask(device):
 # --------------------------------------------------------------------------- properties
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_weights_and_context(device, dtype):
-    query, keys, values = (_rand(2, 3, 4, device=device, dtype=dtype), _rand(2, 5, 4, device=device, dtype=dtype),
-                           _rand(2, 5, 7, device=device, dtype=dtype))
+    query, keys, values = (rand(2, 3, 4, device=device, dtype=dtype), rand(2, 5, 4, device=device, dtype=dtype),
+                           rand(2, 5, 7, device=device, dtype=dtype))
     context, weights = attention(query, keys, values, "dot", temperature=0.5)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, device=device, dtype=dtype))
     torch.testing.assert_close(context, weights @ values)
@@ -108,8 +106,8 @@ def test_permuting_keys_and_values_together_changes_nothing(device):
 
 
 def test_broadcast_one_query_set_over_a_batch(device):
-    query = _rand(3, 4, device=device)  # (Tq, D), shared by the batch
-    keys, values = _rand(2, 5, 4, device=device), _rand(2, 5, 6, device=device)
+    query = rand(3, 4, device=device)  # (Tq, D), shared by the batch
+    keys, values = rand(2, 5, 4, device=device), rand(2, 5, 6, device=device)
     context, weights = attention(query, keys, values)
     assert context.shape == (2, 3, 6) and weights.shape == (2, 3, 5)
     torch.testing.assert_close(context[1], attention(query, keys[1], values[1])[0])
@@ -123,7 +121,7 @@ def test_callable_scores(device):
     torch.testing.assert_close(weights, expected)
     torch.testing.assert_close(context, expected @ values)
     # a plain function works too, and GeneralScore with W = I is the dot score
-    same = _rand(2, 5, 4, device=device)
+    same = rand(2, 5, 4, device=device)
     general = GeneralScore(4, 4).to(device, torch.float64)
     with torch.no_grad():
         general.weight.copy_(torch.eye(4))
@@ -134,9 +132,9 @@ def test_callable_scores(device):
 
 
 def test_gradients_flow_to_inputs_and_parameters(device):
-    query, keys, values = (_rand(2, 3, 4, device=device, requires_grad=True),
-                           _rand(2, 5, 6, device=device, requires_grad=True),
-                           _rand(2, 5, 7, device=device, requires_grad=True))
+    query, keys, values = (rand(2, 3, 4, device=device, requires_grad=True),
+                           rand(2, 5, 6, device=device, requires_grad=True),
+                           rand(2, 5, 7, device=device, requires_grad=True))
     score = make_score("additive", 4, 6, hidden_dim=8).to(device, torch.float64)
     mask = torch.tensor([True, True, False, True, True], device=device)
     context, _ = attention(query, keys, values, score=score, mask=mask)
@@ -147,9 +145,9 @@ def test_gradients_flow_to_inputs_and_parameters(device):
 
 
 def test_all_masked_query_gives_zero_context_and_finite_grads(device):
-    query, keys, values = (_rand(1, 2, 3, device=device, requires_grad=True),
-                           _rand(1, 4, 3, device=device, requires_grad=True),
-                           _rand(1, 4, 5, device=device, requires_grad=True))
+    query, keys, values = (rand(1, 2, 3, device=device, requires_grad=True),
+                           rand(1, 4, 3, device=device, requires_grad=True),
+                           rand(1, 4, 5, device=device, requires_grad=True))
     mask = torch.tensor([[True, False, True, False], [False, False, False, False]], device=device)
     context, weights = attention(query, keys, values, mask=mask)
     assert torch.all(context[0, 1] == 0) and torch.all(weights[0, 1] == 0)
@@ -161,9 +159,9 @@ def test_all_masked_query_gives_zero_context_and_finite_grads(device):
 
 # --------------------------------------------------------------------------- gradcheck
 def test_gradcheck_attention(device):
-    query = _rand(2, 3, 4, device=device, requires_grad=True)
-    keys = _rand(2, 5, 4, device=device, requires_grad=True)
-    values = _rand(2, 5, 3, device=device, requires_grad=True)
+    query = rand(2, 3, 4, device=device, requires_grad=True)
+    keys = rand(2, 5, 4, device=device, requires_grad=True)
+    values = rand(2, 5, 3, device=device, requires_grad=True)
     mask = torch.ones(2, 3, 5, dtype=torch.bool, device=device)
     mask[0, 1] = False  # an all-masked row
     mask[1, :, 3:] = False
@@ -172,8 +170,8 @@ def test_gradcheck_attention(device):
 
     assert torch.autograd.gradcheck(masked_attention, (query, keys, values))
 
-    w_q, w_k, v_a = (_rand(6, 4, device=device, requires_grad=True), _rand(6, 4, device=device, requires_grad=True),
-                     _rand(6, device=device, requires_grad=True))
+    w_q, w_k, v_a = (rand(6, 4, device=device, requires_grad=True), rand(6, 4, device=device, requires_grad=True),
+                     rand(6, device=device, requires_grad=True))
 
     def additive_attention(q, k, v, wq, wk, va):
         return attention(q, k, v, score=lambda a, b: additive_score(a, b, wq, wk, va), valid_lens=torch.tensor(
@@ -185,13 +183,13 @@ def test_gradcheck_attention(device):
 # --------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("name", ["general", "additive"])
 def test_parametrised_score_names_need_a_module(device, name):
-    x = _rand(2, 3, 4, device=device)
+    x = rand(2, 3, 4, device=device)
     with pytest.raises(ValueError, match=f"'{name}' score has learned parameters.*module instance"):
         attention(x, x, x, score=name)
 
 
 def test_unknown_score(device):
-    x = _rand(2, 3, 4, device=device)
+    x = rand(2, 3, 4, device=device)
     with pytest.raises(ValueError, match="unknown score 'cosine'"):
         attention(x, x, x, score="cosine")
     with pytest.raises(TypeError, match="score must be a name or a callable"):
@@ -201,18 +199,18 @@ def test_unknown_score(device):
 def test_keys_and_values_disagree(device):
     message = r"keys have 5 positions but values have 4 \(key \(2, 5, 8\), value \(2, 4, 3\)\)"
     with pytest.raises(ValueError, match=message):
-        attention(_rand(2, 3, 8, device=device), _rand(2, 5, 8, device=device), _rand(2, 4, 3, device=device))
+        attention(rand(2, 3, 8, device=device), rand(2, 5, 8, device=device), rand(2, 4, 3, device=device))
 
 
 def test_query_and_keys_leading_dims(device):
     with pytest.raises(ValueError, match=r"query \(2, 3, 8\) and key \(4, 5, 8\) do not broadcast"):
-        attention(_rand(2, 3, 8, device=device), _rand(4, 5, 8, device=device), _rand(4, 5, 3, device=device))
+        attention(rand(2, 3, 8, device=device), rand(4, 5, 8, device=device), rand(4, 5, 3, device=device))
     with pytest.raises(ValueError, match=r"key \(2, 5, 8\) and value \(3, 5, 3\) do not broadcast"):
-        attention(_rand(2, 3, 8, device=device), _rand(2, 5, 8, device=device), _rand(3, 5, 3, device=device))
+        attention(rand(2, 3, 8, device=device), rand(2, 5, 8, device=device), rand(3, 5, 3, device=device))
 
 
 def test_mask_errors_pass_through(device):
-    x = _rand(2, 7, 4, device=device)
+    x = rand(2, 7, 4, device=device)
     with pytest.raises(ValueError, match="keys have 7 positions but mask has 5"):
         attention(x, x, x, mask=torch.ones(7, 5, dtype=torch.bool, device=device))
     with pytest.raises(ValueError, match="temperature"):
@@ -222,13 +220,13 @@ def test_mask_errors_pass_through(device):
 def test_weighted_sum_errors(device):
     message = r"weights cover 5 keys but values have 7 positions \(weights \(2, 3, 5\), values \(2, 7, 4\)\)"
     with pytest.raises(ValueError, match=message):
-        weighted_sum(_rand(2, 3, 5, device=device), _rand(2, 7, 4, device=device))
+        weighted_sum(rand(2, 3, 5, device=device), rand(2, 7, 4, device=device))
     with pytest.raises(ValueError, match=r"value must have at least 2 dimensions.*\(5,\)"):
-        weighted_sum(_rand(3, 5, device=device), _rand(5, device=device))
+        weighted_sum(rand(3, 5, device=device), rand(5, device=device))
 
 
 def test_score_returning_a_wrong_shape(device):
-    x = _rand(2, 3, 4, device=device)
+    x = rand(2, 3, 4, device=device)
     message = r"score function returned shape \(2, 3\), expected \(..., Tq, Tk\) = \(..., 3, 3\)"
     with pytest.raises(ValueError, match=message):
         attention(x, x, x, score=lambda q, k: (q * k).sum(-1))

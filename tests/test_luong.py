@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from solutions.data import TranslationData, Vocab, generate_dates
+from solutions.data import Vocab
 from solutions.history.luong import (ATTENTIONS, SCORE_NAMES, LuongAttention, LuongConfig, LuongState, LuongTranslator, attentional_hidden, gaussian_window, local_weights, location_score, predicted_position, window_mask)
 from solutions.attention.masking import lengths_to_mask
 from solutions.history.seq2seq import evaluate, teacher_forcing, train_seq2seq
@@ -96,9 +96,9 @@ def test_errors_name_the_shapes(device):
     with pytest.raises(ValueError, match="4 source positions"):
         model.encode(src, lens)
     attention = LuongAttention(LuongConfig.tiny()).to(device)
-    with pytest.raises(ValueError, match=r"\(B, H\)"):
+    with pytest.raises(ValueError, match=r"\(B, N\)"):
         attention(torch.randn(3, 8, 1, device=device), torch.randn(3, 6, 8, device=device), lens)
-    with pytest.raises(ValueError, match="H = 8"):
+    with pytest.raises(ValueError, match="N = 8"):
         attention(torch.randn(3, 5, device=device), torch.randn(3, 6, 5, device=device), lens)
     with pytest.raises(ValueError, match=r"lengths must lie in \[1, 6\]"):
         attention(torch.randn(3, 8, device=device), torch.randn(3, 6, 8, device=device), lens + 1)
@@ -220,7 +220,7 @@ def test_attentional_hidden_by_hand(device):
     w_c = torch.tensor([[0.5, 0.0, 0.25], [0.0, 1.0, 0.0]], device=device)  # (Ho=2, Dc + H = 3)
     expected = torch.tanh(torch.tensor([[0.5 + 0.5, -1.0]], device=device))
     torch.testing.assert_close(attentional_hidden(context, hidden, w_c), expected)
-    with pytest.raises(ValueError, match=r"\(Ho, Dc \+ H\) = \(Ho, 3\)"):
+    with pytest.raises(ValueError, match=r"\(Ho, Dc \+ N\) = \(Ho, 3\)"):
         attentional_hidden(context, hidden, w_c[:, :2])
 
 
@@ -292,8 +292,8 @@ def test_padded_batch_equals_each_example_alone(device, attention, score):
 
 
 @pytest.fixture(scope="module")
-def dates():
-    return TranslationData.from_pairs(generate_dates(400, seed=3), seed=0)
+def dates(make_dates):
+    return make_dates(400, seed=3)
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
@@ -306,4 +306,17 @@ def test_a_short_training_run_lowers_the_loss(device, dates, attention):
     losses = [h["loss"] for h in history]
     assert losses[-1] < 0.8 * losses[0], losses
     result = evaluate(model, valid)
-    assert 0.0 <= result.alignment.aer <= 1.0 and len(result.predictions) == len(valid)
+    assert len(result.predictions) == len(valid)
+    # one link per gold target word (evaluate drops the EOS row and column), except the rows where
+    # local-m's window [t - 2, t + 2] has slid past the sentence: measured 280, 250 and 280 links
+    # (global, local-m, local-p) on these 40 pairs, which hold 249 sure gold links
+    links = sum(1 for p in valid.pairs for t in range(len(p.target))
+                if attention != "local-m" or t - 2 < len(p.source))
+    assert result.alignment.predicted == links, result.alignment
+    assert result.alignment.sure == sum(len(p.alignment) for p in valid.pairs) == 249
+    # three epochs lower the loss but do not teach the alignment yet: measured AER (CPU) global 0.750,
+    # local-m 0.940, local-p 0.845, where untrained models (0.754, 0.872, 0.834) and fixed guesses
+    # (every word to the first source word 0.73, to the last 0.70, the diagonal 0.89) also are. The
+    # bounds catch a decoder or metric that links (almost) nothing right, which scores close to 1.
+    max_aer = {"global": 0.85, "local-m": 0.975, "local-p": 0.92}[attention]
+    assert result.alignment.aer < max_aer, result.alignment

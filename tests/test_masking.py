@@ -6,12 +6,10 @@ import torch
 
 from solutions.attention.masking import lengths_to_mask, masked_softmax
 
+from helpers import rand
+
 DTYPES = [torch.float32, torch.float64]
 T, F = True, False
-
-
-def _rand(*shape, device, dtype=torch.float64, requires_grad=False):
-    return torch.randn(*shape, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
 # --------------------------------------------------------------------------- lengths_to_mask
@@ -43,7 +41,7 @@ def test_lengths_to_mask_errors(device):
 # --------------------------------------------------------------------------- plain softmax
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_no_mask_is_softmax(device, dtype):
-    scores = _rand(2, 3, 4, 5, device=device, dtype=dtype)
+    scores = rand(2, 3, 4, 5, device=device, dtype=dtype)
     weights = masked_softmax(scores)
     torch.testing.assert_close(weights, torch.softmax(scores, dim=-1))
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, 4, device=device, dtype=dtype))
@@ -90,7 +88,7 @@ def test_garbage_in_masked_positions_does_not_leak(device):
 
 @pytest.mark.parametrize("dtype", DTYPES + [torch.float16])
 def test_all_masked_row_is_zero_forward_and_backward(device, dtype):
-    scores = _rand(2, 3, 4, device=device, dtype=dtype).requires_grad_()
+    scores = rand(2, 3, 4, device=device, dtype=dtype).requires_grad_()
     mask = torch.ones(2, 3, 4, dtype=torch.bool, device=device)
     mask[0, 1] = False  # query 1 of batch 0 may attend to nothing
     weights = masked_softmax(scores, mask=mask)
@@ -105,7 +103,7 @@ def test_all_masked_row_is_zero_forward_and_backward(device, dtype):
 
 @pytest.mark.parametrize("mask_shape", [(7,), (1, 7), (2, 1, 7), (2, 5, 1), (1,)])
 def test_mask_broadcasts(device, mask_shape):
-    scores = _rand(2, 5, 7, device=device)
+    scores = rand(2, 5, 7, device=device)
     mask = torch.rand(mask_shape, device=device) > 0.3
     mask.view(-1)[0] = True
     full = mask.expand(2, 5, 7)
@@ -115,7 +113,7 @@ def test_mask_broadcasts(device, mask_shape):
 
 # --------------------------------------------------------------------------- valid_lens
 def test_valid_lens_per_batch(device):
-    scores = _rand(3, 4, 5, device=device)
+    scores = rand(3, 4, 5, device=device)
     lens = torch.tensor([2, 5, 0], device=device)
     weights = masked_softmax(scores, valid_lens=lens)
     torch.testing.assert_close(weights[0, :, :2], torch.softmax(scores[0, :, :2], dim=-1))
@@ -125,7 +123,7 @@ def test_valid_lens_per_batch(device):
 
 
 def test_valid_lens_per_query(device):
-    scores = _rand(2, 3, 4, device=device)
+    scores = rand(2, 3, 4, device=device)
     lens = torch.tensor([[1, 2, 4], [3, 0, 1]], device=device)
     weights = masked_softmax(scores, valid_lens=lens)
     for b in range(2):
@@ -139,7 +137,7 @@ def test_valid_lens_per_query(device):
 @pytest.mark.parametrize("lens_shape", [(2,), (2, 3)])
 def test_valid_lens_with_heads(device, lens_shape):
     # scores (B, H, Tq, Tk): valid_lens lines up with B and (for (B, Tq)) with Tq
-    scores = _rand(2, 4, 3, 5, device=device)
+    scores = rand(2, 4, 3, 5, device=device)
     lens = torch.randint(1, 6, lens_shape, device=device)
     mask = lengths_to_mask(lens, 5)  # (B, Tk) or (B, Tq, Tk)
     mask = mask[:, None, None, :] if len(lens_shape) == 1 else mask[:, None]  # (B, 1, [1,] Tq?, Tk)
@@ -147,14 +145,14 @@ def test_valid_lens_with_heads(device, lens_shape):
 
 
 def test_valid_lens_on_a_single_query_per_batch(device):
-    scores = _rand(2, 4, device=device)  # (B, Tk): one decoder step
+    scores = rand(2, 4, device=device)  # (B, Tk): one decoder step
     weights = masked_softmax(scores, valid_lens=torch.tensor([1, 3], device=device))
     torch.testing.assert_close(weights[0], torch.tensor([1.0, 0, 0, 0], device=device, dtype=torch.float64))
     assert weights[1, 3] == 0 and torch.isclose(weights[1].sum(), weights.new_tensor(1.0))
 
 
 def test_mask_and_valid_lens_combine_with_and(device):
-    scores = _rand(2, 3, 4, device=device)
+    scores = rand(2, 3, 4, device=device)
     mask = torch.tensor([[T, F, T, T], [F, T, T, T], [T, T, T, F]], device=device)  # (Tq, Tk)
     lens = torch.tensor([3, 1], device=device)
     both = masked_softmax(scores, mask=mask, valid_lens=lens)
@@ -186,8 +184,8 @@ def test_temperature_limits(device, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_invariant_to_a_constant_per_row(device, dtype):
-    scores = _rand(2, 3, 5, device=device, dtype=dtype)
-    shift = 100 * _rand(2, 3, 1, device=device, dtype=dtype)
+    scores = rand(2, 3, 5, device=device, dtype=dtype)
+    shift = 100 * rand(2, 3, 1, device=device, dtype=dtype)
     mask = torch.tensor([T, F, T, T, F], device=device)
     torch.testing.assert_close(masked_softmax(scores + shift, mask=mask), masked_softmax(scores, mask=mask))
 
@@ -201,14 +199,14 @@ def test_large_scores_do_not_overflow(device):
 
 # --------------------------------------------------------------------------- gradcheck
 def test_gradcheck_with_mask_and_all_masked_row(device):
-    scores = _rand(2, 3, 4, device=device, requires_grad=True)
+    scores = rand(2, 3, 4, device=device, requires_grad=True)
     mask = torch.tensor([[T, F, T, T], [F, F, F, F], [T, T, T, F]], device=device)  # row 1 all masked
     assert torch.autograd.gradcheck(lambda s: masked_softmax(s, mask=mask, temperature=0.7), (scores,))
     assert torch.autograd.gradgradcheck(lambda s: masked_softmax(s, mask=mask), (scores,))
 
 
 def test_gradcheck_with_valid_lens(device):
-    scores = _rand(3, 2, 4, device=device, requires_grad=True)
+    scores = rand(3, 2, 4, device=device, requires_grad=True)
     lens = torch.tensor([4, 0, 2], device=device)
     assert torch.autograd.gradcheck(lambda s: masked_softmax(s, valid_lens=lens), (scores,))
     assert torch.autograd.gradcheck(lambda s: masked_softmax(s), (scores,))
@@ -218,31 +216,31 @@ def test_gradcheck_with_valid_lens(device):
 @pytest.mark.parametrize("temperature", [0.0, -1.0, float("inf"), float("nan")])
 def test_bad_temperature(device, temperature):
     with pytest.raises(ValueError, match="temperature must be a positive finite number"):
-        masked_softmax(_rand(2, 3, device=device), temperature=temperature)
+        masked_softmax(rand(2, 3, device=device), temperature=temperature)
 
 
 def test_mask_must_be_bool(device):
     with pytest.raises(TypeError, match="mask must be a bool tensor.*torch.float32"):
-        masked_softmax(_rand(2, 3, device=device), mask=torch.ones(2, 3, device=device))
+        masked_softmax(rand(2, 3, device=device), mask=torch.ones(2, 3, device=device))
     with pytest.raises(TypeError, match="mask must be a bool tensor.*torch.int64"):
-        masked_softmax(_rand(2, 3, device=device), mask=torch.ones(2, 3, dtype=torch.long, device=device))
+        masked_softmax(rand(2, 3, device=device), mask=torch.ones(2, 3, dtype=torch.long, device=device))
 
 
 def test_mask_with_wrong_number_of_keys(device):
     message = r"keys have 7 positions but mask has 5 \(scores \(2, 3, 7\), mask \(2, 3, 5\)\)"
     with pytest.raises(ValueError, match=message):
-        masked_softmax(_rand(2, 3, 7, device=device), mask=torch.ones(2, 3, 5, dtype=torch.bool, device=device))
+        masked_softmax(rand(2, 3, 7, device=device), mask=torch.ones(2, 3, 5, dtype=torch.bool, device=device))
 
 
 def test_mask_that_does_not_broadcast(device):
     with pytest.raises(ValueError, match=r"mask of shape \(4, 3, 7\) does not broadcast to scores of shape \(2, 3"):
-        masked_softmax(_rand(2, 3, 7, device=device), mask=torch.ones(4, 3, 7, dtype=torch.bool, device=device))
+        masked_softmax(rand(2, 3, 7, device=device), mask=torch.ones(4, 3, 7, dtype=torch.bool, device=device))
     with pytest.raises(ValueError, match=r"mask of shape \(5, 3, 7\) does not broadcast to scores of shape \(3, 7"):
-        masked_softmax(_rand(3, 7, device=device), mask=torch.ones(5, 3, 7, dtype=torch.bool, device=device))
+        masked_softmax(rand(3, 7, device=device), mask=torch.ones(5, 3, 7, dtype=torch.bool, device=device))
 
 
 def test_valid_lens_shape_errors(device):
-    scores = _rand(2, 3, 4, device=device)
+    scores = rand(2, 3, 4, device=device)
     with pytest.raises(ValueError, match=r"batch size 3 but scores \(2, 3, 4\) have 2"):
         masked_softmax(scores, valid_lens=torch.tensor([1, 2, 3], device=device))
     with pytest.raises(ValueError, match=r"lengths for 2 queries but scores \(2, 3, 4\) have 3"):

@@ -6,6 +6,8 @@ import torch
 
 from solutions.attention.scores import (SCORE_FUNCTIONS, SCORES, AdditiveScore, DotScore, GeneralScore, ScaledDotScore, additive_score, dot_score, general_score, make_score, scaled_dot_score)
 
+from helpers import rand
+
 DTYPES = [torch.float32, torch.float64]
 
 # (query shape, keys shape, expected scores shape): plain, batched, multi-head, broadcast layouts
@@ -18,15 +20,11 @@ LAYOUTS = [
 ]
 
 
-def _rand(*shape, device, dtype=torch.float64, requires_grad=False):
-    return torch.randn(*shape, device=device, dtype=dtype, requires_grad=requires_grad)
-
-
 def _all_scores(d_q, d_k, d_h, device, dtype):
     """Callables score(query, keys) for every score, with random weights where needed."""
-    weight = _rand(d_q, d_k, device=device, dtype=dtype)
-    w_q, w_k, v = (_rand(d_h, d_q, device=device, dtype=dtype), _rand(d_h, d_k, device=device, dtype=dtype),
-                   _rand(d_h, device=device, dtype=dtype))
+    weight = rand(d_q, d_k, device=device, dtype=dtype)
+    w_q, w_k, v = (rand(d_h, d_q, device=device, dtype=dtype), rand(d_h, d_k, device=device, dtype=dtype),
+                   rand(d_h, device=device, dtype=dtype))
     return {
         "dot": dot_score,
         "scaled_dot": scaled_dot_score,
@@ -41,7 +39,7 @@ def _all_scores(d_q, d_k, d_h, device, dtype):
 def test_output_shape_dtype_device(device, name, q_shape, k_shape, out_shape):
     for dtype in DTYPES:
         fn = _all_scores(4, 4, 7, device, dtype)[name]
-        out = fn(_rand(*q_shape, device=device, dtype=dtype), _rand(*k_shape, device=device, dtype=dtype))
+        out = fn(rand(*q_shape, device=device, dtype=dtype), rand(*k_shape, device=device, dtype=dtype))
         assert out.shape == out_shape
         assert out.dtype == dtype and out.device.type == device.type
 
@@ -49,7 +47,7 @@ def test_output_shape_dtype_device(device, name, q_shape, k_shape, out_shape):
 @pytest.mark.parametrize("name", ["general", "additive"])
 def test_different_query_and_key_sizes(device, name):
     fn = _all_scores(3, 5, 4, device, torch.float64)[name]
-    out = fn(_rand(2, 4, 3, device=device), _rand(2, 6, 5, device=device))
+    out = fn(rand(2, 4, 3, device=device), rand(2, 6, 5, device=device))
     assert out.shape == (2, 4, 6)
 
 
@@ -66,7 +64,7 @@ def test_dot_score_hand_example(device, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dot_and_scaled_dot_match_a_loop(device, dtype):
-    query, keys = _rand(2, 3, 4, 8, device=device, dtype=dtype), _rand(2, 3, 5, 8, device=device, dtype=dtype)
+    query, keys = rand(2, 3, 4, 8, device=device, dtype=dtype), rand(2, 3, 5, 8, device=device, dtype=dtype)
     loop = torch.empty(2, 3, 4, 5, device=device, dtype=dtype)
     for b in range(2):
         for h in range(3):
@@ -90,7 +88,7 @@ def test_scaled_dot_keeps_unit_variance(device):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_general_with_identity_is_dot(device, dtype):
-    query, keys = _rand(2, 3, 6, device=device, dtype=dtype), _rand(2, 5, 6, device=device, dtype=dtype)
+    query, keys = rand(2, 3, 6, device=device, dtype=dtype), rand(2, 5, 6, device=device, dtype=dtype)
     eye = torch.eye(6, device=device, dtype=dtype)
     torch.testing.assert_close(general_score(query, keys, eye), dot_score(query, keys))
 
@@ -105,8 +103,8 @@ def test_general_hand_example(device):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_general_matches_einsum(device, dtype):
-    query, keys = _rand(2, 4, 3, device=device, dtype=dtype), _rand(2, 6, 5, device=device, dtype=dtype)
-    weight = _rand(3, 5, device=device, dtype=dtype)
+    query, keys = rand(2, 4, 3, device=device, dtype=dtype), rand(2, 6, 5, device=device, dtype=dtype)
+    weight = rand(3, 5, device=device, dtype=dtype)
     expected = torch.einsum("bqi,ij,bkj->bqk", query, weight, keys)
     torch.testing.assert_close(general_score(query, keys, weight), expected)
 
@@ -124,9 +122,9 @@ def test_additive_hand_example(device):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_additive_matches_a_per_pair_loop(device, dtype):
-    query, keys = _rand(2, 3, 4, device=device, dtype=dtype), _rand(2, 5, 6, device=device, dtype=dtype)
-    w_q, w_k, v = _rand(7, 4, device=device, dtype=dtype), _rand(7, 6, device=device, dtype=dtype), \
-        _rand(7, device=device, dtype=dtype)
+    query, keys = rand(2, 3, 4, device=device, dtype=dtype), rand(2, 5, 6, device=device, dtype=dtype)
+    w_q, w_k, v = rand(7, 4, device=device, dtype=dtype), rand(7, 6, device=device, dtype=dtype), \
+        rand(7, device=device, dtype=dtype)
     loop = torch.empty(2, 3, 5, device=device, dtype=dtype)
     for b in range(2):
         for i in range(3):
@@ -137,7 +135,7 @@ def test_additive_matches_a_per_pair_loop(device, dtype):
 
 # --------------------------------------------------------------------------- modules
 def test_modules_match_functions(device):
-    query, keys = _rand(2, 3, 4, device=device, dtype=torch.float32), _rand(2, 5, 4, device=device,
+    query, keys = rand(2, 3, 4, device=device, dtype=torch.float32), rand(2, 5, 4, device=device,
                                                                             dtype=torch.float32)
     torch.testing.assert_close(DotScore()(query, keys), dot_score(query, keys))
     torch.testing.assert_close(ScaledDotScore()(query, keys), scaled_dot_score(query, keys))
@@ -165,7 +163,7 @@ def test_module_parameters_and_init(device):
 def test_module_gradients_reach_parameters(device):
     additive = AdditiveScore(4, 6, 5).to(device)
     general = GeneralScore(4, 6).to(device)
-    query, keys = _rand(2, 3, 4, device=device, dtype=torch.float32), _rand(2, 5, 6, device=device,
+    query, keys = rand(2, 3, 4, device=device, dtype=torch.float32), rand(2, 5, 6, device=device,
                                                                             dtype=torch.float32)
     (additive(query, keys).square().sum() + general(query, keys).square().sum()).backward()
     for p in list(additive.parameters()) + list(general.parameters()):
@@ -181,18 +179,18 @@ def test_make_score_and_registry(device):
     additive = make_score("additive", 3, 5, hidden_dim=7)
     assert isinstance(additive, AdditiveScore) and additive.v.shape == (7,)
     assert make_score("additive", 3, 5).hidden_dim == 5  # defaults to key_dim
-    out = make_score("additive", 3, 5, 7).to(device)(_rand(2, 4, 3, device=device, dtype=torch.float32),
-                                                     _rand(2, 6, 5, device=device, dtype=torch.float32))
+    out = make_score("additive", 3, 5, 7).to(device)(rand(2, 4, 3, device=device, dtype=torch.float32),
+                                                     rand(2, 6, 5, device=device, dtype=torch.float32))
     assert out.shape == (2, 4, 6)
 
 
 # --------------------------------------------------------------------------- gradcheck
 def test_gradcheck_every_score(device):
-    query = _rand(2, 3, 4, device=device, requires_grad=True)
-    keys = _rand(2, 5, 4, device=device, requires_grad=True)
-    weight = _rand(4, 4, device=device, requires_grad=True)
-    w_q, w_k = _rand(3, 4, device=device, requires_grad=True), _rand(3, 4, device=device, requires_grad=True)
-    v = _rand(3, device=device, requires_grad=True)
+    query = rand(2, 3, 4, device=device, requires_grad=True)
+    keys = rand(2, 5, 4, device=device, requires_grad=True)
+    weight = rand(4, 4, device=device, requires_grad=True)
+    w_q, w_k = rand(3, 4, device=device, requires_grad=True), rand(3, 4, device=device, requires_grad=True)
+    v = rand(3, device=device, requires_grad=True)
     assert torch.autograd.gradcheck(dot_score, (query, keys))
     assert torch.autograd.gradcheck(scaled_dot_score, (query, keys))
     assert torch.autograd.gradcheck(general_score, (query, keys, weight))
@@ -203,41 +201,41 @@ def test_gradcheck_every_score(device):
 @pytest.mark.parametrize("fn", [dot_score, scaled_dot_score])
 def test_feature_size_mismatch(device, fn):
     with pytest.raises(ValueError, match=r"query has 3 features but keys have 4.*\(2, 5, 3\).*\(2, 6, 4\)"):
-        fn(_rand(2, 5, 3, device=device), _rand(2, 6, 4, device=device))
+        fn(rand(2, 5, 3, device=device), rand(2, 6, 4, device=device))
 
 
 @pytest.mark.parametrize("name", ["dot", "scaled_dot", "general", "additive"])
 def test_too_few_dimensions(device, name):
     fn = _all_scores(4, 4, 3, device, torch.float64)[name]
     with pytest.raises(ValueError, match=r"query must have at least 2 dimensions.*\(4,\)"):
-        fn(_rand(4, device=device), _rand(5, 4, device=device))
+        fn(rand(4, device=device), rand(5, 4, device=device))
     with pytest.raises(ValueError, match=r"key must have at least 2 dimensions.*\(4,\)"):
-        fn(_rand(3, 4, device=device), _rand(4, device=device))
+        fn(rand(3, 4, device=device), rand(4, device=device))
 
 
 @pytest.mark.parametrize("name", ["dot", "general", "additive"])
 def test_leading_dims_do_not_broadcast(device, name):
     fn = _all_scores(4, 4, 3, device, torch.float64)[name]
     with pytest.raises(ValueError, match=r"do not broadcast: \(2,\) vs \(3,\)"):
-        fn(_rand(2, 5, 4, device=device), _rand(3, 6, 4, device=device))
+        fn(rand(2, 5, 4, device=device), rand(3, 6, 4, device=device))
 
 
 def test_general_weight_shape(device):
     with pytest.raises(ValueError, match=r"weight must have shape \(Dq, Dk\) = \(3, 5\).*got \(5, 3\)"):
-        general_score(_rand(2, 3, device=device), _rand(4, 5, device=device), _rand(5, 3, device=device))
+        general_score(rand(2, 3, device=device), rand(4, 5, device=device), rand(5, 3, device=device))
 
 
 def test_additive_weight_shapes(device):
-    query, keys = _rand(2, 3, device=device), _rand(4, 5, device=device)
-    w_q, w_k, v = _rand(6, 3, device=device), _rand(6, 5, device=device), _rand(6, device=device)
+    query, keys = rand(2, 3, device=device), rand(4, 5, device=device)
+    w_q, w_k, v = rand(6, 3, device=device), rand(6, 5, device=device), rand(6, device=device)
     with pytest.raises(ValueError, match=r"w_query must have shape \(A, Dq\) = \(6, 3\).*got \(6, 5\)"):
         additive_score(query, keys, w_k, w_k, v)
     with pytest.raises(ValueError, match=r"w_key must have shape \(A, Dk\) = \(6, 5\).*got \(6, 3\)"):
         additive_score(query, keys, w_q, w_q, v)
     with pytest.raises(ValueError, match=r"w_query must have shape \(A, Dq\) = \(4, 3\)"):
-        additive_score(query, keys, w_q, w_k, _rand(4, device=device))
+        additive_score(query, keys, w_q, w_k, rand(4, device=device))
     with pytest.raises(ValueError, match=r"v must have shape \(A,\), got \(6, 1\)"):
-        additive_score(query, keys, w_q, w_k, _rand(6, 1, device=device))
+        additive_score(query, keys, w_q, w_k, rand(6, 1, device=device))
 
 
 def test_make_score_errors():
