@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from solutions.data import TranslationData, Vocab, generate_dates, sentence_pair
+from solutions.data import Vocab, sentence_pair
 from solutions.attention import attention
 from solutions.history.seq2seq import (Evaluation, RNNEncoder, accuracy_by, evaluate, greedy_decode, sequence_loss, teacher_forcing, train_seq2seq)
 from solutions.train import count_parameters
@@ -111,8 +111,8 @@ def test_greedy_decoding_refuses_bad_input():
 
 
 @pytest.fixture(scope="module")
-def dates():
-    return TranslationData.from_pairs(generate_dates(600, seed=5), seed=0)
+def dates(make_dates):
+    return make_dates(600, seed=5)
 
 
 def test_training_learns_and_is_deterministic(device, dates):
@@ -129,7 +129,11 @@ def test_training_learns_and_is_deterministic(device, dates):
     losses = [h["loss"] for h in histories[0]]
     assert losses[-1] < 0.8 * losses[0], losses
     assert before.accuracy == 0.0
-    assert 0.0 <= accuracies[0].alignment.aer <= 1.0 and accuracies[0].alignment.predicted > 0
+    # three epochs teach the words, not yet the alignment (AER 0.74 measured): check the links' bookkeeping
+    # instead — one argmax link per target word (EOS row dropped), scored against every gold sure link
+    scores = accuracies[0].alignment
+    assert scores.predicted == sum(len(p.target) for p in valid.pairs)
+    assert scores.sure == sum(len(p.alignment) for p in valid.pairs)
 
 
 def test_teacher_forcing_and_evaluation_shapes(device, dates):

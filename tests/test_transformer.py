@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from solutions.data import TranslationData, generate_dates
 from solutions.attention import (MultiHeadAttention, causal_mask, merge_heads, scaled_dot_product_attention, split_heads)
 from solutions.history.seq2seq import greedy_decode, teacher_forcing
 from solutions.history.transformer import (DecoderLayer, EncoderLayer, PositionalEncoding, PositionwiseFeedForward, Transformer, TransformerConfig, sinusoidal_positional_encoding, train_transformer, transformer_lr)
@@ -510,8 +509,8 @@ def test_transformer_lr_eq3():
         transformer_lr(0, 512)
 
 
-def test_short_training_lowers_the_loss(device):
-    data, _, _ = TranslationData.from_pairs(generate_dates(150, seed=1))
+def test_short_training_lowers_the_loss(device, make_dates):
+    data, _, _ = make_dates(150, seed=1)
     torch.manual_seed(0)
     model = Transformer(len(data.src_vocab), len(data.tgt_vocab), TransformerConfig.tiny()).to(device)
     history = train_transformer(model, data, epochs=5, batch_size=40, lr=1e-2, warmup=3)
