@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .fusion import weighted_sum
-from .masking import causal_mask, check_mask, lengths_mask_for, masked_softmax
+from .masking import causal_mask, check_broadcast, check_temperature, combine_masks, masked_softmax
 from .scores import SCORES, _broadcast_leading, _require_sequence, dot_score, scaled_dot_score
 
 __all__ = ["attention", "scaled_dot_product_attention"]
@@ -149,7 +149,7 @@ def _masks(query, key, value, mask, valid_lens, is_causal, bias=None) -> tuple[t
     lead = _broadcast_leading(query, key, names=("query", "key"))
     _broadcast_leading(key, value, names=("key", "value"))
     shape = torch.Size(lead) + (query.shape[-2], key.shape[-2])  # (..., Tq, Tk)
-    keep = None
+    bool_mask = None
     if bias is not None:
         bias = _float_mask(bias, shape, query, "bias")
     if mask is not None:
@@ -163,11 +163,8 @@ def _masks(query, key, value, mask, valid_lens, is_causal, bias=None) -> tuple[t
             raise TypeError(f"mask must be bool (True = may attend) or float (added to the scores), "
                             f"got {mask.dtype}")
         else:
-            check_mask(shape, mask)
-            keep = mask.to(query.device)
-    if valid_lens is not None:
-        lengths = lengths_mask_for(shape, valid_lens, query.device)  # (B, 1, ..., [Tq,] Tk)
-        keep = lengths if keep is None else keep & lengths
+            bool_mask = mask
+    keep = combine_masks(shape, query.device, bool_mask, valid_lens)
     if is_causal:
         causal = causal_mask(shape[-2], shape[-1], device=query.device)  # (Tq, Tk)
         keep = causal if keep is None else keep & causal
@@ -177,22 +174,13 @@ def _masks(query, key, value, mask, valid_lens, is_causal, bias=None) -> tuple[t
 def _float_mask(mask: torch.Tensor, shape: torch.Size, query: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
         raise TypeError(f"{name} must be a float tensor added to the scores, got {getattr(mask, 'dtype', type(mask))}")
-    if mask.dim() and mask.shape[-1] not in (1, shape[-1]):
-        raise ValueError(f"keys have {shape[-1]} positions but {name} has {mask.shape[-1]} "
-                         f"(scores {tuple(shape)}, {name} {tuple(mask.shape)})")
-    try:
-        ok = tuple(torch.broadcast_shapes(mask.shape, shape)) == tuple(shape)
-    except RuntimeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast to scores of shape {tuple(shape)}")
+    check_broadcast(shape, mask, name)
     return mask.to(device=query.device, dtype=query.dtype)
 
 
 def _fused(query, key, value, score, keep, bias, temperature, dropout_p, training) -> torch.Tensor:
     """The same output from PyTorch's fused kernel: softmax(scale · QKᵀ + mask) V."""
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature}")
+    check_temperature(temperature)
     scale = (1 / math.sqrt(query.shape[-1]) if score == "scaled_dot" else 1.0) / temperature
     mask = keep
     if bias is not None and keep is not None:  # one float mask: the bias where kept, the lowest float elsewhere

@@ -29,7 +29,8 @@ import math
 
 import torch
 
-__all__ = ["lengths_to_mask", "causal_mask", "keep_mask", "masked_softmax"]
+__all__ = ["lengths_to_mask", "causal_mask", "check_broadcast", "check_mask", "check_temperature", "combine_masks",
+           "keep_mask", "masked_softmax"]
 
 
 def _shape(x: torch.Tensor) -> tuple:
@@ -103,9 +104,24 @@ def lengths_mask_for(scores_shape: torch.Size, valid_lens: torch.Tensor,
     return mask.view(mask.shape[:1] + (1,) * missing + mask.shape[1:])  # (B, 1, ..., [Tq,] Tk)
 
 
+def check_broadcast(scores_shape: torch.Size, mask: torch.Tensor, name: str = "mask") -> None:
+    """``mask`` (bool or float) broadcasts to scores of shape (..., Tq, Tk), or a clear error naming both."""
+    shape = tuple(scores_shape)
+    if mask.dim() > 0 and mask.shape[-1] not in (1, shape[-1]):
+        raise ValueError(
+            f"keys have {shape[-1]} positions but {name} has {mask.shape[-1]} "
+            f"(scores {shape}, {name} {_shape(mask)})"
+        )
+    try:
+        broadcast = tuple(torch.broadcast_shapes(mask.shape, shape))
+    except RuntimeError:
+        broadcast = None
+    if broadcast != shape:
+        raise ValueError(f"{name} of shape {_shape(mask)} does not broadcast to scores of shape {shape}")
+
+
 def check_mask(scores_shape: torch.Size, mask: torch.Tensor) -> None:
     """A bool mask (True = may attend) that broadcasts to scores of shape (..., Tq, Tk), or a clear error."""
-    shape = tuple(scores_shape)
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask must be a bool torch.Tensor (True = may attend), got {type(mask).__name__}")
     if mask.dtype != torch.bool:
@@ -113,17 +129,30 @@ def check_mask(scores_shape: torch.Size, mask: torch.Tensor) -> None:
             f"mask must be a bool tensor (True = may attend, False = masked out), got dtype {mask.dtype}; "
             f"build it with a comparison, e.g. `mask = lengths > 0`, or `mask.bool()`"
         )
-    if mask.dim() > 0 and mask.shape[-1] not in (1, shape[-1]):
-        raise ValueError(
-            f"keys have {shape[-1]} positions but mask has {mask.shape[-1]} "
-            f"(scores {shape}, mask {_shape(mask)})"
-        )
-    try:
-        broadcast = tuple(torch.broadcast_shapes(mask.shape, shape))
-    except RuntimeError:
-        broadcast = None
-    if broadcast != shape:
-        raise ValueError(f"mask of shape {_shape(mask)} does not broadcast to scores of shape {shape}")
+    check_broadcast(scores_shape, mask)
+
+
+def check_temperature(temperature: float | torch.Tensor) -> None:
+    """τ must be positive and finite (a number or a tensor of them)."""
+    if isinstance(temperature, torch.Tensor):
+        bad = not bool(torch.all(temperature > 0)) or not bool(torch.all(torch.isfinite(temperature)))
+    else:
+        bad = not (temperature > 0 and math.isfinite(temperature))
+    if bad:
+        raise ValueError(f"temperature must be a positive finite number, got {temperature}")
+
+
+def combine_masks(scores_shape: torch.Size, device: torch.device, mask: torch.Tensor | None = None,
+                  valid_lens: torch.Tensor | None = None) -> torch.Tensor | None:
+    """``mask`` AND ``valid_lens`` as one bool mask broadcastable to the scores (None when neither is given)."""
+    keep = None
+    if mask is not None:
+        check_mask(scores_shape, mask)
+        keep = mask.to(device)
+    if valid_lens is not None:
+        length_mask = lengths_mask_for(scores_shape, valid_lens, device)  # (B, 1, ..., [Tq,] Tk)
+        keep = length_mask if keep is None else keep & length_mask
+    return keep
 
 
 def keep_mask(scores: torch.Tensor, mask: torch.Tensor | None = None, valid_lens: torch.Tensor | None = None,
@@ -135,21 +164,8 @@ def keep_mask(scores: torch.Tensor, mask: torch.Tensor | None = None, valid_lens
         raise TypeError(f"scores must be a floating-point tensor, got {got}")
     if scores.dim() < 1:
         raise ValueError("scores must have at least one dimension (the keys)")
-    if isinstance(temperature, torch.Tensor):
-        bad = not bool(torch.all(temperature > 0)) or not bool(torch.all(torch.isfinite(temperature)))
-    else:
-        bad = not (temperature > 0 and math.isfinite(temperature))
-    if bad:
-        raise ValueError(f"temperature must be a positive finite number, got {temperature}")
-
-    keep = None
-    if mask is not None:
-        check_mask(scores.shape, mask)
-        keep = mask.to(scores.device)
-    if valid_lens is not None:
-        length_mask = lengths_mask_for(scores.shape, valid_lens, scores.device)  # (B, 1, ..., [Tq,] Tk)
-        keep = length_mask if keep is None else keep & length_mask
-    return keep
+    check_temperature(temperature)
+    return combine_masks(scores.shape, scores.device, mask, valid_lens)
 
 
 def masked_softmax(
