@@ -204,7 +204,7 @@ def test_sliding_window_attention_equals_dense_masked_attention(device, T, w, is
     torch.manual_seed(8)
     q, k, v = (rand(2, 3, T, d, device=device, requires_grad=True) for d in (8, 8, 5))
     glob = torch.tensor([0, T // 2], device=device) if with_global else None
-    out = sliding_window_attention(q, k, v, w, is_causal=is_causal, global_positions=glob)
+    out = sliding_window_attention(q, k, v, w, is_causal=is_causal, global_positions=glob, positions_per_step=2 * w)
     keep = sliding_window_mask(T, w, is_causal=is_causal, global_positions=glob, device=device)
     ref, _ = attention(q, k, v, mask=keep)
     _assert_same(out, ref)

@@ -190,7 +190,8 @@ def masked_softmax(
         a row with every key masked is all zeros ("attends to nothing"), never NaN.
     """
     keep = keep_mask(scores, mask, valid_lens, temperature)  # (..., Tq, Tk) or None; True = may attend
-    scores = scores / temperature  # (..., Tq, Tk)
+    if not (isinstance(temperature, (int, float)) and temperature == 1):  # τ = 1 would only copy the scores
+        scores = scores / temperature  # (..., Tq, Tk)
     if keep is None:
         return torch.softmax(scores, dim=-1)
     # Finite minimum, not -inf: an all-masked row then softmaxes to a uniform row (no 0/0) that

@@ -48,8 +48,8 @@ def sliding_window_mask(length: int, window: int, *, is_causal: bool = False,
 
 
 def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, window: int, *,
-                             is_causal: bool = False,
-                             global_positions: torch.Tensor | None = None) -> torch.Tensor:
+                             is_causal: bool = False, global_positions: torch.Tensor | None = None,
+                             positions_per_step: int = 1024) -> torch.Tensor:
     """Banded self-attention (Longformer, Beltagy et al. 2020, Section 3.1), O(T · w) time and memory.
 
     Args:
@@ -57,32 +57,42 @@ def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torc
         window: w ≥ 1, the reach on each side.
         is_causal: keys after the query are removed too.
         global_positions: indices (G,) of positions that attend to, and are attended by, every position.
+        positions_per_step: how many queries' blocks are scored at once (rounded to whole blocks), so
+            that the (..., Nb, w, 3w) scores are never held for the whole sequence at a time.
 
     Returns:
         output (..., T, Dv), equal to ``attention(query, key, value, mask=sliding_window_mask(...))[0]``.
     """
     T = _check(query, key, value, window)
-    scale = 1 / math.sqrt(query.shape[-1])
     is_global = None if global_positions is None else _global_flags(global_positions, T, query.device)
-
-    q, k, v = _blocks(query, window), _windows(key, window), _windows(value, window)  # (..., Nb, w, D), (..., Nb, 3w, D)
-    scores = q @ k.transpose(-2, -1) * scale  # (..., Nb, w, 3w): block b's queries against blocks b−1, b, b+1
-    keep = _band(T, window, is_causal, is_global, query.device)  # (Nb, w, 3w)
-    if is_global is not None:  # every query also scores the global keys, kept once (out of the band)
-        k_g, v_g = key[..., is_global, :], value[..., is_global, :]  # (..., G, Dk), (..., G, Dv)
-        extra = _blocks(query, window) @ k_g.unsqueeze(-3).transpose(-2, -1) * scale  # (..., Nb, w, G)
-        scores = torch.cat([scores, extra], dim=-1)  # (..., Nb, w, 3w + G)
-        keep = torch.cat([keep, _global_keys_visible(T, window, is_causal, is_global)], dim=-1)  # (Nb, w, 3w + G)
-        v = torch.cat([v, v_g.unsqueeze(-3).expand(*v.shape[:-2], -1, -1)], dim=-2)  # (..., Nb, 3w + G, Dv)
-    weights = masked_softmax(scores, keep)  # (..., Nb, w, 3w [+ G])
-    output = weighted_sum(weights, v)  # (..., Nb, w, Dv)
+    q = _blocks(query / math.sqrt(query.shape[-1]), window)  # (..., Nb, w, Dk), the scale folded in
+    k, v = _windows(key, window), _windows(value, window)  # (..., Nb, 3w, Dk), (..., Nb, 3w, Dv)
+    step = max(1, positions_per_step // window)  # blocks per step
+    output = torch.cat([_band_attention(q, k, v, key, value, is_global, T, window, is_causal, first, first + step)
+                        for first in range(0, q.shape[-3], step)], dim=-3)  # (..., Nb, w, Dv)
     output = output.flatten(-3, -2)[..., :T, :]  # (..., T, Dv)
     if is_global is not None:  # global queries attend to every key: G full rows
         rows, _ = attention(query[..., is_global, :], key, value, "scaled_dot",
-                            is_causal=False, mask=_global_rows_mask(T, is_causal, is_global))  # (..., G, Dv)
+                            mask=_global_rows_mask(T, is_causal, is_global))  # (..., G, Dv)
         output = output.clone()
         output[..., is_global, :] = rows
     return output
+
+
+def _band_attention(q, k, v, key, value, is_global, T, w, is_causal, first, last) -> torch.Tensor:
+    """Blocks first:last of the band: (..., Nb', w, Dv), from block b's queries against blocks b−1, b, b+1."""
+    q, k, v = q[..., first:last, :, :], k[..., first:last, :, :], v[..., first:last, :, :]
+    scores = q @ k.transpose(-2, -1)  # (..., Nb', w, 3w)
+    keep = _band(T, w, is_causal, is_global, q.device, first, first + q.shape[-3])  # (Nb', w, 3w)
+    if is_global is not None:  # every query also scores the global keys, kept once (out of the band)
+        k_g, v_g = key[..., is_global, :], value[..., is_global, :]  # (..., G, Dk), (..., G, Dv)
+        extra = q @ k_g.unsqueeze(-3).transpose(-2, -1)  # (..., Nb', w, G)
+        scores = torch.cat([scores, extra], dim=-1)  # (..., Nb', w, 3w + G)
+        visible = _global_keys_visible(T, w, is_causal, is_global, first, first + q.shape[-3])  # (Nb', w, G)
+        keep = torch.cat([keep, visible], dim=-1)  # (Nb', w, 3w + G)
+        v = torch.cat([v, v_g.unsqueeze(-3).expand(*v.shape[:-2], -1, -1)], dim=-2)  # (..., Nb', 3w + G, Dv)
+    weights = masked_softmax(scores, keep)  # (..., Nb', w, 3w [+ G])
+    return weighted_sum(weights, v)  # (..., Nb', w, Dv)
 
 
 def _blocks(x: torch.Tensor, w: int) -> torch.Tensor:
@@ -99,10 +109,10 @@ def _windows(x: torch.Tensor, w: int) -> torch.Tensor:
     return padded.unfold(-2, 3 * w, w).transpose(-2, -1)  # (..., Nb, 3w, D), a view that overlaps
 
 
-def _band(T: int, w: int, is_causal: bool, is_global: torch.Tensor | None, device) -> torch.Tensor:
-    """Bool (Nb, w, 3w): which of the 3w keys scored by each query lie in its window (and exist)."""
-    nb = -(-T // w)
-    i = torch.arange(nb * w, device=device).view(nb, w, 1)  # (Nb, w, 1): the query's position
+def _band(T: int, w: int, is_causal: bool, is_global: torch.Tensor | None, device, first: int,
+          last: int) -> torch.Tensor:
+    """Bool (Nb', w, 3w) for blocks first:last: which of the 3w keys each query scores lie in its window."""
+    i = torch.arange(first * w, last * w, device=device).view(last - first, w, 1)  # (Nb', w, 1): the query
     j = i - i % w - w + torch.arange(3 * w, device=device)  # (Nb, w, 3w): the key's position
     keep = (i - j <= w) & (j - i <= (0 if is_causal else w)) & (j >= 0) & (j < T) & (i < T)
     if is_global is not None:  # a global key is scored in the extra columns, never twice
@@ -110,13 +120,13 @@ def _band(T: int, w: int, is_causal: bool, is_global: torch.Tensor | None, devic
     return keep
 
 
-def _global_keys_visible(T: int, w: int, is_causal: bool, is_global: torch.Tensor) -> torch.Tensor:
-    """Bool (Nb, w, G): each query sees every global key (causal: those not after it)."""
-    nb = -(-T // w)
-    i = torch.arange(nb * w, device=is_global.device).view(nb, w, 1)  # (Nb, w, 1)
+def _global_keys_visible(T: int, w: int, is_causal: bool, is_global: torch.Tensor, first: int,
+                         last: int) -> torch.Tensor:
+    """Bool (Nb', w, G) for blocks first:last: each query sees every global key (causal: those not after it)."""
+    i = torch.arange(first * w, last * w, device=is_global.device).view(last - first, w, 1)  # (Nb', w, 1)
     g = torch.nonzero(is_global).squeeze(-1)  # (G,)
-    visible = (i < T) & ((g <= i) if is_causal else torch.ones_like(g, dtype=torch.bool))  # (Nb, w, G)
-    return visible.expand(nb, w, g.numel())
+    visible = (i < T) & ((g <= i) if is_causal else torch.ones_like(g, dtype=torch.bool))  # (Nb', w, G)
+    return visible.expand(last - first, w, g.numel())
 
 
 def _global_rows_mask(T: int, is_causal: bool, is_global: torch.Tensor) -> torch.Tensor | None:
