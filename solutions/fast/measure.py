@@ -1,0 +1,188 @@
+"""Time and peak extra memory of attention implementations against sequence length.
+
+Used by ``benchmarks/attention.py`` (the full sweep, written to a CSV) and by the appendix (a short sweep
+in a measured cell). One call of a method computes the attention of (B, H, T, D) queries, keys and values,
+forward only unless ``backward=True``.
+
+*Peak extra memory* is what the call needs above its inputs: on a GPU, ``torch.cuda.max_memory_allocated``
+minus the memory allocated before the call; on the CPU, the process's peak resident memory during the call
+(Linux's ``VmHWM``, reset just before by writing 5 to ``/proc/self/clear_refs``) minus its resident memory
+just before the call. Where the reset is not allowed, a fresh process runs the call (its ``VmHWM`` starts
+afresh at ``exec``). So that a freed block is given back to the system rather than silently reused, the
+CPU measurement first fixes glibc's mmap threshold at 64 KiB (``mallopt``): every larger tensor then gets
+pages of its own, and shows in the resident memory.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import torch
+
+from ..attention import attention
+from .chunked import chunked_attention
+from .kernels import sdpa
+from .windowed import sliding_window_attention
+
+__all__ = ["METHODS", "DEFAULT_WINDOW", "method", "inputs", "time_call", "peak_extra_memory",
+           "predicted_naive_bytes", "available_memory"]
+
+DEFAULT_WINDOW = 256  # w of the sliding-window method
+
+
+def _naive(q, k, v, **_):
+    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # (B, H, T, T)
+    return weights @ v  # (B, H, T, D)
+
+
+#: name → (description, function(q, k, v, window=...)); the SDPA backends that a device lacks fail at run time.
+METHODS: dict[str, tuple[str, Callable]] = {
+    "naive": ("softmax(QKᵀ/√d) V in three lines", _naive),
+    "readable core": ("the course's attention(), weights returned", lambda q, k, v, **_: attention(q, k, v)[0]),
+    "chunked": ("chunked_attention, memory-efficient", lambda q, k, v, **_: chunked_attention(q, k, v)),
+    "windowed": ("sliding_window_attention, w = window",
+                 lambda q, k, v, window=DEFAULT_WINDOW, **_: sliding_window_attention(q, k, v, window)),
+    "SDPA": ("F.scaled_dot_product_attention, PyTorch's choice", lambda q, k, v, **_: sdpa(q, k, v)),
+    "SDPA math": ("F.scaled_dot_product_attention, math backend", lambda q, k, v, **_: sdpa(q, k, v, "math")),
+    "SDPA flash": ("F.scaled_dot_product_attention, flash backend", lambda q, k, v, **_: sdpa(q, k, v, "flash")),
+    "SDPA efficient": ("F.scaled_dot_product_attention, memory-efficient backend",
+                       lambda q, k, v, **_: sdpa(q, k, v, "efficient")),
+}
+
+
+def method(name: str) -> Callable:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {list(METHODS)}")
+    return METHODS[name][1]
+
+
+def inputs(T: int, batch: int = 1, heads: int = 8, head_dim: int = 64, device="cpu", dtype=torch.float32,
+           requires_grad: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded standard-normal q, k, v of shape (B, H, T, D)."""
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(batch, heads, T, head_dim, generator=gen).to(device=device, dtype=dtype)
+                 .requires_grad_(requires_grad) for _ in range(3))
+
+
+def _call(name: str, q, k, v, window: int, backward: bool) -> None:
+    out = method(name)(q, k, v, window=window)
+    if backward:
+        out.sum().backward()
+
+
+def time_call(name: str, q, k, v, *, window: int = DEFAULT_WINDOW, backward: bool = False,
+              repeats: int = 3) -> list[float]:
+    """Seconds of ``repeats`` calls after one warm-up call (on a GPU, synchronised)."""
+    sync = torch.cuda.synchronize if q.device.type == "cuda" else (lambda: None)
+
+    def once() -> float:
+        sync()
+        start = time.perf_counter()
+        with torch.enable_grad() if backward else torch.no_grad():
+            _call(name, q, k, v, window, backward)
+        sync()
+        return time.perf_counter() - start
+
+    once()
+    return [once() for _ in range(repeats)]
+
+
+def predicted_naive_bytes(T: int, batch: int = 1, heads: int = 8, element_bytes: int = 4,
+                          backward: bool = False) -> int:
+    """What the naive path holds at its peak: two (B, H, T, T) matrices (four with the backward pass)."""
+    return (4 if backward else 2) * batch * heads * T * T * element_bytes
+
+
+def available_memory() -> int:
+    """Bytes the kernel reports as available (MemAvailable), or 0 when unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def peak_extra_memory(name: str, T: int, *, batch: int = 1, heads: int = 8, head_dim: int = 64,
+                      window: int = DEFAULT_WINDOW, backward: bool = False, device="cpu",
+                      dtype=torch.float32) -> int:
+    """Bytes the call needs above its inputs at its peak (see the module docstring for how)."""
+    spec = dict(name=name, T=T, batch=batch, heads=heads, head_dim=head_dim, window=window, backward=backward,
+                dtype=str(dtype).removeprefix("torch."))
+    if torch.device(device).type == "cuda":
+        return _cuda_peak(spec, torch.device(device))
+    if _reset_peak_resident():
+        _fixed_mmap_threshold()
+        return _cpu_peak(spec)
+    done = subprocess.run([sys.executable, "-m", "solutions.fast.measure", json.dumps(spec)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring {name} at T={T} failed:\n{done.stderr[-2000:]}")
+    return int(done.stdout.split()[-1])
+
+
+def _cuda_peak(spec: dict, device: torch.device) -> int:
+    q, k, v = inputs(spec["T"], spec["batch"], spec["heads"], spec["head_dim"], device,
+                     getattr(torch, spec["dtype"]), spec["backward"])
+    gc.collect()
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    with torch.enable_grad() if spec["backward"] else torch.no_grad():
+        _call(spec["name"], q, k, v, spec["window"], spec["backward"])
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+def _memory_status(field: str) -> int:
+    """A field of /proc/self/status (VmRSS, VmHWM) in bytes."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_resident() -> bool:
+    """Set the peak resident memory (VmHWM) to the current one; False where Linux does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _fixed_mmap_threshold(size: int = 64 * 1024) -> None:
+    """Blocks above ``size`` bytes are mapped and unmapped on their own (glibc's M_MMAP_THRESHOLD = −3)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, size)
+    except (OSError, AttributeError):  # not glibc: measure as the allocator allows
+        pass
+
+
+def _cpu_peak(spec: dict) -> int:
+    q, k, v = inputs(spec["T"], spec["batch"], spec["heads"], spec["head_dim"], "cpu",
+                     getattr(torch, spec["dtype"]), spec["backward"])
+    _call(spec["name"], *inputs(64, 1, 1, spec["head_dim"], requires_grad=spec["backward"]), spec["window"],
+          spec["backward"])  # load every kernel first, so that its code is not counted
+    gc.collect()
+    _reset_peak_resident()
+    before = _memory_status("VmRSS")
+    with torch.enable_grad() if spec["backward"] else torch.no_grad():
+        _call(spec["name"], q, k, v, spec["window"], spec["backward"])
+    return max(0, _memory_status("VmHWM") - before)
+
+
+if __name__ == "__main__":  # a fresh process measuring one call: python -m solutions.fast.measure '{spec}'
+    _fixed_mmap_threshold()
+    print(_cpu_peak(json.loads(sys.argv[1])))
