@@ -19,67 +19,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
-import statistics
 import sys
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from solutions.fast.measure import (DEFAULT_WINDOW, METHODS, available_memory, inputs, peak_extra_memory,
-                                    predicted_naive_bytes, time_call)
+from solutions.fast.measure import DEFAULT_WINDOW, METHODS, device_name, predicted_naive_bytes, sweep
 
 HERE = Path(__file__).resolve().parent
-QUADRATIC = {"naive", "readable core", "SDPA math"}
 CPU_METHODS = ["naive", "readable core", "chunked", "windowed", "SDPA"]
 GPU_METHODS = ["naive", "chunked", "windowed", "SDPA", "SDPA flash", "SDPA efficient", "SDPA math"]
 FIELDS = ["device", "device_name", "torch", "threads", "dtype", "method", "T", "B", "H", "D", "window",
           "seconds", "seconds_min", "repeats", "peak_extra_bytes", "note"]
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
-
-
-def sweep(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
-    rows = []
-    base = dict(device=device.type, device_name=device_name(device), torch=torch.__version__,
-                threads=torch.get_num_threads() if device.type == "cpu" else "", dtype=str(dtype).removeprefix("torch."),
-                B=args.batch, H=args.heads, D=args.head_dim, window=args.window)
-    budget = args.memory_fraction * (available_memory() if device.type == "cpu"
-                                     else torch.cuda.mem_get_info(device)[0])
-    with tqdm(total=len(args.lengths) * len(args.methods), desc="attention benchmark") as bar:
-        for T in args.lengths:
-            q, k, v = inputs(T, args.batch, args.heads, args.head_dim, device, dtype)
-            for name in args.methods:
-                bar.set_postfix_str(f"T={T} {name}")
-                row = dict(base, method=name, T=T, seconds="", seconds_min="", repeats="", peak_extra_bytes="",
-                           note="")
-                need = predicted_naive_bytes(T, args.batch, args.heads, dtype.itemsize)
-                if name in QUADRATIC and need > budget:
-                    row["note"] = f"skipped: needs about {need / 2**30:.1f} GiB"
-                else:
-                    try:
-                        repeats = args.repeats if name in QUADRATIC or T <= 4096 else max(1, args.repeats)
-                        times = time_call(name, q, k, v, window=args.window, repeats=repeats)
-                        row.update(seconds=statistics.median(times), seconds_min=min(times), repeats=repeats)
-                        if not args.no_memory:
-                            row["peak_extra_bytes"] = peak_extra_memory(
-                                name, T, batch=args.batch, heads=args.heads, head_dim=args.head_dim,
-                                window=args.window, device=device, dtype=dtype)
-                    except RuntimeError as error:  # e.g. a backend this device does not have
-                        row["note"] = f"failed: {str(error).splitlines()[0][:120]}"
-                rows.append(row)
-                bar.update()
-    return rows
-
-
 def value(rows: list[dict], name: str, T: int, field: str) -> float | None:
     for row in rows:
-        if row["method"] == name and row["T"] == T and row[field] != "":
+        if row["method"] == name and row["T"] == T and row[field] not in ("", None):
             return float(row[field])
     return None
 
@@ -136,7 +92,13 @@ def main() -> int:
     dtype = getattr(torch, args.dtype)
     out = args.out or HERE / "results" / f"attention_{device.type}.csv"
 
-    rows = sweep(args, device, dtype)
+    rows = sweep(args.methods, args.lengths, batch=args.batch, heads=args.heads, head_dim=args.head_dim,
+                 window=args.window, repeats=args.repeats, device=device, dtype=dtype, memory=not args.no_memory,
+                 memory_fraction=args.memory_fraction, progress=True)
+    base = dict(device=device.type, device_name=device_name(device), torch=torch.__version__,
+                threads=torch.get_num_threads() if device.type == "cpu" else "", dtype=args.dtype,
+                B=args.batch, H=args.heads, D=args.head_dim, window=args.window)
+    rows = [dict(base, **row) for row in rows]
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
@@ -149,9 +111,9 @@ def main() -> int:
     print(f"{'T':>6}  {'method':<16}{'ms':>11}{'× SDPA':>9}{'extra MiB':>11}  note")
     for row in rows:
         sdpa = value(rows, "SDPA", row["T"], "seconds")
-        ms = f"{row['seconds'] * 1e3:11.1f}" if row["seconds"] != "" else " " * 11
-        ratio = f"{row['seconds'] / sdpa:9.2f}" if row["seconds"] != "" and sdpa else " " * 9
-        mib = f"{row['peak_extra_bytes'] / 2**20:11.1f}" if row["peak_extra_bytes"] != "" else " " * 11
+        ms = f"{row['seconds'] * 1e3:11.1f}" if row["seconds"] is not None else " " * 11
+        ratio = f"{row['seconds'] / sdpa:9.2f}" if row["seconds"] is not None and sdpa else " " * 9
+        mib = f"{row['peak_extra_bytes'] / 2**20:11.1f}" if row["peak_extra_bytes"] is not None else " " * 11
         print(f"{row['T']:>6}  {row['method']:<16}{ms}{ratio}{mib}  {row['note']}")
     missed = 0
     for label, ratio, limit, met in targets(rows, device):

@@ -19,20 +19,25 @@ import gc
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 import time
 from typing import Callable
 
+import statistics
+
 import torch
+from tqdm.auto import tqdm
 
 from ..attention import attention
+from ..train.progress import show_progress
 from .chunked import chunked_attention
 from .kernels import sdpa
 from .windowed import sliding_window_attention
 
-__all__ = ["METHODS", "DEFAULT_WINDOW", "method", "inputs", "time_call", "peak_extra_memory",
-           "predicted_naive_bytes", "available_memory"]
+__all__ = ["METHODS", "QUADRATIC", "DEFAULT_WINDOW", "method", "inputs", "time_call", "peak_extra_memory",
+           "predicted_naive_bytes", "available_memory", "device_name", "sweep"]
 
 DEFAULT_WINDOW = 256  # w of the sliding-window method
 
@@ -55,6 +60,10 @@ METHODS: dict[str, tuple[str, Callable]] = {
     "SDPA efficient": ("F.scaled_dot_product_attention, memory-efficient backend",
                        lambda q, k, v, **_: sdpa(q, k, v, "efficient")),
 }
+
+
+#: The methods that hold (B, H, T, T) matrices.
+QUADRATIC = {"naive", "readable core", "SDPA math"}
 
 
 def method(name: str) -> Callable:
@@ -92,6 +101,21 @@ def time_call(name: str, q, k, v, *, window: int = DEFAULT_WINDOW, backward: boo
 
     once()
     return [once() for _ in range(repeats)]
+
+
+def device_name(device) -> str:
+    """The GPU's name, or the CPU's model name from /proc/cpuinfo (the architecture where that is missing)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def predicted_naive_bytes(T: int, batch: int = 1, heads: int = 8, element_bytes: int = 4,
@@ -181,6 +205,42 @@ def _cpu_peak(spec: dict) -> int:
     with torch.enable_grad() if spec["backward"] else torch.no_grad():
         _call(spec["name"], q, k, v, spec["window"], spec["backward"])
     return max(0, _memory_status("VmHWM") - before)
+
+
+def sweep(names: list[str], lengths: list[int], *, batch: int = 1, heads: int = 8, head_dim: int = 64,
+          window: int = DEFAULT_WINDOW, repeats: int = 3, device="cpu", dtype=torch.float32,
+          memory: bool = True, memory_fraction: float = 0.8, progress: bool | None = None) -> list[dict]:
+    """Time (median of ``repeats``) and peak extra memory of each method at each length, one dict per pair.
+
+    A quadratic method whose predicted peak exceeds ``memory_fraction`` of the free memory is skipped, and
+    a method this device cannot run (an SDPA backend it lacks) is recorded as failed; both say so in "note".
+    """
+    device = torch.device(device)
+    free = available_memory() if device.type == "cpu" else torch.cuda.mem_get_info(device)[0]
+    rows = []
+    with tqdm(total=len(lengths) * len(names), desc="attention", disable=not show_progress(progress)) as bar:
+        for T in lengths:
+            q, k, v = inputs(T, batch, heads, head_dim, device, dtype)
+            for name in names:
+                bar.set_postfix_str(f"T={T} {name}")
+                row = dict(method=name, T=T, seconds=None, seconds_min=None, repeats=repeats,
+                           peak_extra_bytes=None, note="")
+                need = predicted_naive_bytes(T, batch, heads, dtype.itemsize)
+                if name in QUADRATIC and need > memory_fraction * free:
+                    row["note"] = f"skipped: needs about {need / 2**30:.1f} GiB"
+                else:
+                    try:
+                        times = time_call(name, q, k, v, window=window, repeats=repeats)
+                        row.update(seconds=statistics.median(times), seconds_min=min(times))
+                        if memory:
+                            row["peak_extra_bytes"] = peak_extra_memory(name, T, batch=batch, heads=heads,
+                                                                        head_dim=head_dim, window=window,
+                                                                        device=device, dtype=dtype)
+                    except RuntimeError as error:  # e.g. a backend this device does not have
+                        row["note"] = f"failed: {str(error).splitlines()[0][:120]}"
+                rows.append(row)
+                bar.update()
+    return rows
 
 
 if __name__ == "__main__":  # a fresh process measuring one call: python -m solutions.fast.measure '{spec}'
