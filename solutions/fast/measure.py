@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from ..attention import attention
 from ..train.progress import show_progress
 from .chunked import chunked_attention
-from .kernels import sdpa
+from .kernels import flex_sliding_window, sdpa
 from .windowed import sliding_window_attention
 
 __all__ = ["METHODS", "QUADRATIC", "DEFAULT_WINDOW", "method", "inputs", "time_call", "peak_extra_memory",
@@ -59,6 +59,8 @@ METHODS: dict[str, tuple[str, Callable]] = {
     "SDPA flash": ("F.scaled_dot_product_attention, flash backend", lambda q, k, v, **_: sdpa(q, k, v, "flash")),
     "SDPA efficient": ("F.scaled_dot_product_attention, memory-efficient backend",
                        lambda q, k, v, **_: sdpa(q, k, v, "efficient")),
+    "flex windowed": ("flex_attention compiled with a sliding-window block mask",
+                      lambda q, k, v, window=DEFAULT_WINDOW, **_: flex_sliding_window(q, k, v, window)),
 }
 
 
@@ -145,7 +147,6 @@ def peak_extra_memory(name: str, T: int, *, batch: int = 1, heads: int = 8, head
     if torch.device(device).type == "cuda":
         return _cuda_peak(spec, torch.device(device))
     if _reset_peak_resident():
-        _fixed_mmap_threshold()
         return _cpu_peak(spec)
     done = subprocess.run([sys.executable, "-m", "solutions.fast.measure", json.dumps(spec)],
                           capture_output=True, text=True)
@@ -187,9 +188,13 @@ def _reset_peak_resident() -> bool:
 
 
 def _fixed_mmap_threshold(size: int = 64 * 1024) -> None:
-    """Blocks above ``size`` bytes are mapped and unmapped on their own (glibc's M_MMAP_THRESHOLD = −3)."""
+    """Blocks above ``size`` bytes are mapped and unmapped on their own (glibc's M_MMAP_THRESHOLD = −3), and
+    the free memory already in the heap goes back to the system (``malloc_trim``), so that a block the call
+    reuses from it is counted when it is touched again."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, size)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, size)
+        libc.malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: measure as the allocator allows
         pass
 
@@ -200,6 +205,7 @@ def _cpu_peak(spec: dict) -> int:
     _call(spec["name"], *inputs(64, 1, 1, spec["head_dim"], requires_grad=spec["backward"]), spec["window"],
           spec["backward"])  # load every kernel first, so that its code is not counted
     gc.collect()
+    _fixed_mmap_threshold()
     _reset_peak_resident()
     before = _memory_status("VmRSS")
     with torch.enable_grad() if spec["backward"] else torch.no_grad():
@@ -244,5 +250,4 @@ def sweep(names: list[str], lengths: list[int], *, batch: int = 1, heads: int = 
 
 
 if __name__ == "__main__":  # a fresh process measuring one call: python -m solutions.fast.measure '{spec}'
-    _fixed_mmap_threshold()
     print(_cpu_peak(json.loads(sys.argv[1])))
