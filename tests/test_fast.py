@@ -285,3 +285,41 @@ def test_cost_model_counts():
         flash_hbm_accesses(N, 64, 100)
     with pytest.raises(ValueError, match="T must be a positive integer"):
         attention_cost(0, 64)
+
+
+# --------------------------------------------------------------------------- the measuring code of the benchmark
+def test_peak_extra_memory_sees_the_score_matrices():
+    """Memory measured, not timed: the naive path holds two (B, H, T, T) matrices, chunked a few blocks."""
+    from solutions.fast.measure import peak_extra_memory, predicted_naive_bytes
+    one_matrix = predicted_naive_bytes(1024, heads=8) // 2
+    naive = peak_extra_memory("naive", 1024)
+    chunked = peak_extra_memory("chunked", 1024)
+    assert one_matrix <= naive <= 3 * one_matrix, (naive, one_matrix)
+    assert chunked < naive / 4, (chunked, naive)
+
+
+def test_sweep_skips_what_would_not_fit_and_names_failures():
+    from solutions.fast.measure import sweep
+    rows = sweep(["naive", "chunked", "SDPA efficient"], [128], repeats=1, memory=False, memory_fraction=1e-9,
+                 progress=False)
+    by_name = {row["method"]: row for row in rows}
+    assert by_name["naive"]["note"].startswith("skipped") and by_name["naive"]["seconds"] is None
+    assert by_name["chunked"]["seconds"] > 0 and by_name["chunked"]["note"] == ""
+    assert by_name["SDPA efficient"]["note"].startswith("failed") or torch.cuda.is_available()
+
+
+def test_benchmark_script_writes_its_csv(tmp_path):
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "attention.py"
+    out = tmp_path / "quick.csv"
+    done = subprocess.run([sys.executable, str(script), "--lengths", "64", "128", "--repeats", "1", "--window", "16",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: a target missed, which these lengths cannot meet
+    rows = list(csv.DictReader(out.open()))
+    assert {r["method"] for r in rows} == {"naive", "readable core", "chunked", "windowed", "SDPA"}
+    assert all(float(r["seconds"]) > 0 and int(r["peak_extra_bytes"]) >= 0 for r in rows)
+    assert all(r["device"] == "cpu" and r["device_name"] for r in rows)
+    assert "target chunked / naive peak extra memory" in done.stdout
