@@ -99,6 +99,7 @@ def _forward(q, k, v, mask, is_causal, scale, query_chunk, key_chunk):
     Tq, Tk = q.shape[-2], k.shape[-2]
     accumulate = _accumulation_dtype(q.dtype)
     k_t = k.transpose(-2, -1).contiguous()  # (..., Dk, Tk): read in slices, once per chunk of queries
+    q = _prescaled(q, scale)  # (..., Tq, Dk): the scale and log₂ e applied once, not to every block
     output = q.new_empty(q.shape[:-1] + v.shape[-1:])  # (..., Tq, Dv)
     logsumexp = q.new_empty(q.shape[:-1], dtype=accumulate)  # (..., Tq)
     for i0 in range(0, Tq, query_chunk):
@@ -108,7 +109,7 @@ def _forward(q, k, v, mask, is_causal, scale, query_chunk, key_chunk):
         l = q_i.new_zeros(q_i.shape[:-1], dtype=accumulate)  # (..., Cq): running sum
         o = q_i.new_zeros(q_i.shape[:-1] + v.shape[-1:], dtype=accumulate)  # (..., Cq, Dv): running output
         for j0, j1 in _key_chunks(i0, i1, Tk, key_chunk, is_causal):
-            s = _scores(q_i, k_t[..., j0:j1], scale, mask, is_causal, i0, i1, j0, j1, accumulate)  # (..., Cq, Ck)
+            s = _scores(q_i, k_t[..., j0:j1], mask, is_causal, i0, i1, j0, j1, accumulate)  # (..., Cq, Ck)
             m_new = torch.maximum(m, s.amax(-1))  # (..., Cq)
             shift = finite_or_zero(m_new)
             p = s.sub_(shift.unsqueeze(-1)).exp2_()  # (..., Cq, Ck): P = 2^{S − m'}, in place of S
@@ -129,6 +130,7 @@ def _backward(q, k, v, output, logsumexp, mask, grad_output, is_causal, scale, q
     delta = (grad_output.to(accumulate) * output.to(accumulate)).sum(-1)  # (..., Tq): rowsum(dO ∘ O)
     shift = finite_or_zero(logsumexp)  # an empty row's scores are all −∞, so its P is 0
     k_t = k.transpose(-2, -1).contiguous()  # (..., Dk, Tk)
+    q_scaled = _prescaled(q, scale)  # (..., Tq, Dk)
     dq = torch.zeros_like(q, dtype=accumulate)  # (..., Tq, Dk)
     dk = torch.zeros_like(k, dtype=accumulate)  # (..., Tk, Dk)
     dv = torch.zeros_like(v, dtype=accumulate)  # (..., Tk, Dv)
@@ -137,7 +139,8 @@ def _backward(q, k, v, output, logsumexp, mask, grad_output, is_causal, scale, q
         q_i, do_i = q[..., i0:i1, :], grad_output[..., i0:i1, :].to(accumulate)  # (..., Cq, Dk), (..., Cq, Dv)
         for j0, j1 in _key_chunks(i0, i1, Tk, key_chunk, is_causal):
             k_j, v_j = k[..., j0:j1, :], v[..., j0:j1, :]  # (..., Ck, Dk), (..., Ck, Dv)
-            s = _scores(q_i, k_t[..., j0:j1], scale, mask, is_causal, i0, i1, j0, j1, accumulate)  # (..., Cq, Ck)
+            s = _scores(q_scaled[..., i0:i1, :], k_t[..., j0:j1], mask, is_causal, i0, i1, j0, j1,
+                        accumulate)  # (..., Cq, Ck)
             p = s.sub_(shift[..., i0:i1].unsqueeze(-1)).exp2_()  # (..., Cq, Ck): P recomputed, 2^{S − L}
             dv[..., j0:j1, :] += p.transpose(-2, -1) @ do_i  # (..., Ck, Dv)
             dp = do_i @ v_j.to(accumulate).transpose(-2, -1)  # (..., Cq, Ck)
@@ -147,9 +150,14 @@ def _backward(q, k, v, output, logsumexp, mask, grad_output, is_causal, scale, q
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 
-def _scores(q_i, k_t, scale, mask, is_causal, i0, i1, j0, j1, dtype):
-    """One block of scale · Q Kᵀ in base 2 (times log₂ e), (..., Cq, Ck), the removed keys at −∞."""
-    s = (q_i @ k_t).to(dtype).mul_(scale * _LOG2_E)  # (..., Cq, Ck)
+def _prescaled(q: torch.Tensor, scale: float) -> torch.Tensor:
+    """scale · log₂ e · Q, so that Q Kᵀ comes out as base-2 scores."""
+    return (q.to(_accumulation_dtype(q.dtype)) * (scale * _LOG2_E)).to(q.dtype)
+
+
+def _scores(q_i, k_t, mask, is_causal, i0, i1, j0, j1, dtype):
+    """One block of base-2 scores, Q_i K_jᵀ from the prescaled queries, (..., Cq, Ck), removed keys at −∞."""
+    s = (q_i @ k_t).to(dtype)  # (..., Cq, Ck)
     if mask is not None:
         s.masked_fill_(~_block(mask, i0, i1, j0, j1), -math.inf)
     if is_causal and j1 - 1 > i0:  # the block reaches above the diagonal
