@@ -30,7 +30,7 @@ import statistics
 import torch
 from tqdm.auto import tqdm
 
-from ..attention import attention
+from ..attention import attention, masked_softmax
 from ..train.progress import show_progress
 from .chunked import chunked_attention
 from .kernels import flex_sliding_window, sdpa
@@ -43,7 +43,8 @@ DEFAULT_WINDOW = 256  # w of the sliding-window method
 
 
 def _naive(q, k, v, **_):
-    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # (B, H, T, T)
+    """softmax(Q Kᵀ / √d) V as the equation reads, with no checks and no masks."""
+    weights = masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))  # (B, H, T, T)
     return weights @ v  # (B, H, T, D)
 
 
