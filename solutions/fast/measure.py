@@ -91,7 +91,8 @@ def _call(name: str, q, k, v, window: int, backward: bool) -> None:
 
 def time_call(name: str, q, k, v, *, window: int = DEFAULT_WINDOW, backward: bool = False,
               repeats: int = 3) -> list[float]:
-    """Seconds of ``repeats`` calls after one warm-up call (on a GPU, synchronised)."""
+    """Seconds of ``repeats`` calls after one warm-up call (on a GPU, synchronised); one call when the warm-up
+    took more than 10 s."""
     sync = torch.cuda.synchronize if q.device.type == "cuda" else (lambda: None)
 
     def once() -> float:
@@ -102,7 +103,8 @@ def time_call(name: str, q, k, v, *, window: int = DEFAULT_WINDOW, backward: boo
         sync()
         return time.perf_counter() - start
 
-    once()
+    if once() > 10:  # a call of more than 10 s (the quadratic paths at T = 16,384): its spread is small
+        repeats = 1
     return [once() for _ in range(repeats)]
 
 
@@ -238,7 +240,7 @@ def sweep(names: list[str], lengths: list[int], *, batch: int = 1, heads: int = 
                 else:
                     try:
                         times = time_call(name, q, k, v, window=window, repeats=repeats)
-                        row.update(seconds=statistics.median(times), seconds_min=min(times))
+                        row.update(seconds=statistics.median(times), seconds_min=min(times), repeats=len(times))
                         if memory:
                             row["peak_extra_bytes"] = peak_extra_memory(name, T, batch=batch, heads=heads,
                                                                         head_dim=head_dim, window=window,
