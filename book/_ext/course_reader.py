@@ -11,6 +11,8 @@
 - **Each script once.** Some extensions register their inline scripts twice (sphinx-thebe's
   ``const THEBE_JS_URL = ...`` then throws ``Identifier 'THEBE_JS_URL' has already been declared``);
   every page keeps the first copy of each script and stylesheet.
+- **A first visit logs nothing**: the theme's colour mode starts at "auto" (not "", which it reports
+  as an error), and ``_static/course.css`` keeps long inline code from widening a phone's page.
 - **Author–year labels** for the bibliography: the pybtex style ``course_author_year`` labels entries
   "Bahdanau et al. 2015", matching the author–year citations in the text.
 """
@@ -45,9 +47,12 @@ def mathjax_static_dir() -> Path:
     return Path(dist.locate_file(entry)).parent.parent
 
 
+STATIC = Path(__file__).resolve().parent.parent / "_static"  # book/_static: favicon and course.css
+
+
 def use_local_mathjax(app, config) -> None:
     config.mathjax_path = MATHJAX_ENTRY
-    config.html_static_path.append(str(mathjax_static_dir()))
+    config.html_static_path.extend([str(mathjax_static_dir()), str(STATIC)])
 
 
 # --- alt text -------------------------------------------------------------------------------------
@@ -99,6 +104,13 @@ def drop_duplicate_assets(app, pagename, templatename, context, doctree) -> None
             context[key] = _dedupe(context[key])
 
 
+def default_colour_mode(app, pagename, templatename, context, doctree) -> None:
+    # The theme starts a first-time reader (nothing in localStorage) in mode "" and logs
+    # "Got invalid theme mode: . Resetting to auto." to the console; start in "auto" instead.
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
+
+
 # --- author–year bibliography labels ---------------------------------------------------------------
 
 def _surname(person) -> str:
@@ -147,4 +159,6 @@ def setup(app):
     app.connect("config-inited", use_local_mathjax)
     app.connect("doctree-read", set_figure_alt_text)
     app.connect("html-page-context", drop_duplicate_assets, priority=900)
+    app.connect("html-page-context", default_colour_mode)
+    app.add_css_file("course.css")
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
