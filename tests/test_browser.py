@@ -126,7 +126,8 @@ def browse(html: Path, pages: list[str] | None = None, search_terms=("attention"
         # Host names other than the loopback do not resolve, and the route below aborts what is left.
         browser = pw.chromium.launch(
             executable_path=executable, headless=True,
-            args=["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--disable-background-networking"],
+            args=["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--disable-background-networking",
+                  "--disable-dev-shm-usage"],  # containers give /dev/shm 64 MB
         )
 
         def new_context(**kwargs):
