@@ -261,6 +261,30 @@ def test_no_sideways_scroll_on_a_400px_screen(report):
     assert wide == {}, f"pages wider than a 400 px screen (overflow in px): {wide}"
 
 
+def test_no_page_loads_anything_from_a_cdn(html):
+    mathjax = html / "_static" / "mathjax" / "tex-mml-chtml.js"
+    assert mathjax.is_file() and mathjax.stat().st_size > 100_000, "the book carries its own MathJax"
+    for name in html_pages(html):
+        page = (html / name).read_text()
+        remote = re.findall(r'<(?:script|link|img)\b[^>]*\b(?:src|href)="((?:https?:)?//[^"]+)"', page)
+        remote = [url for url in remote if not url.startswith(("https://mybinder.org", "https://colab", "https://github.com"))]
+        assert remote == [], f"{name} loads {remote}"
+        assert "cdn.jsdelivr" not in page and "mathjax@" not in page, f"{name} names a MathJax CDN"
+        if 'class="math' in page:
+            assert re.search(r'<script[^>]+src="(?:\.\./)*_static/mathjax/tex-mml-chtml\.js', page), name
+
+
+def test_favicon_contents_list_and_author_year_labels(html):
+    intro = (html / "book" / "intro.html").read_text()
+    assert re.search(r'<link rel="icon" href="(?:\.\./)*_static/favicon\.svg"', intro)
+    assert (html / "_static" / "favicon.svg").is_file()
+    part_two = re.search(r'<ol[^>]*start="3"[^>]*>(.*?)</ol>', intro, re.S)
+    assert part_two and part_two.group(1).count("<li>") == 5, "Part II's five chapters are a list of their own"
+    labels = re.findall(r'<span class="label"><span class="fn-bracket">\[</span>([^<]+)<', (html / "book" / "bibliography.html").read_text())
+    assert len(labels) >= 10 and all(re.fullmatch(r"\D+ \d{4}[a-z]?", label) for label in labels), labels
+    assert "Bahdanau et al. 2015" in labels
+
+
 def test_the_check_fails_without_the_books_mathjax(html, tmp_path):
     """Remove the book's MathJax copy: the same check must report every formula as raw TeX."""
     page = "book/ch02_score_align_fuse.html"
