@@ -10,7 +10,8 @@
   ``make book`` (``-W``) fails rather than publish a hashed file name as alt text.
 - **Each script once.** Some extensions register their inline scripts twice (sphinx-thebe's
   ``const THEBE_JS_URL = ...`` then throws ``Identifier 'THEBE_JS_URL' has already been declared``);
-  every page keeps the first copy of each script and stylesheet.
+  every page keeps the first copy of each script and stylesheet, and none of sphinx-thebe's while the
+  Thebe launch button is off (its script names thebe's CDN copy, which nothing then loads).
 - **A first visit logs nothing**: the theme's colour mode starts at "auto" (not "", which it reports
   as an error), and ``_static/course.css`` keeps long inline code from widening a phone's page.
 - **Author–year labels** for the bibliography: the pybtex style ``course_author_year`` labels entries
@@ -98,10 +99,19 @@ def _dedupe(items: list) -> list:
     return kept
 
 
-def drop_duplicate_assets(app, pagename, templatename, context, doctree) -> None:
+def _is_thebe(asset) -> bool:
+    filename = getattr(asset, "filename", asset) or ""
+    return "sphinx-thebe" in filename or "THEBE_JS_URL" in str(getattr(asset, "attributes", {}).get("body", ""))
+
+
+def tidy_assets(app, pagename, templatename, context, doctree) -> None:
+    # Jupyter Book always loads sphinx-thebe, whose script names thebe's CDN copy; without the Thebe
+    # launch button (launch_buttons.thebe) nothing uses it, so a page then carries none of it.
+    thebe = (app.config.html_theme_options.get("launch_buttons") or {}).get("thebe")
     for key in ("script_files", "css_files"):
         if key in context:
-            context[key] = _dedupe(context[key])
+            kept = _dedupe(context[key])
+            context[key] = kept if thebe else [asset for asset in kept if not _is_thebe(asset)]
 
 
 def default_colour_mode(app, pagename, templatename, context, doctree) -> None:
@@ -158,7 +168,7 @@ register_plugin("pybtex.style.formatting", "course_author_year", AuthorYearStyle
 def setup(app):
     app.connect("config-inited", use_local_mathjax)
     app.connect("doctree-read", set_figure_alt_text)
-    app.connect("html-page-context", drop_duplicate_assets, priority=900)
+    app.connect("html-page-context", tidy_assets, priority=900)
     app.connect("html-page-context", default_colour_mode)
     app.add_css_file("course.css")
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
