@@ -1,0 +1,174 @@
+"""Sphinx extension for the book as readers use it (loaded by ``_config.yml``).
+
+- **Offline math.** MathJax 3 comes from the pinned PyPI package ``sphinx-mathjax-offline`` (its
+  ``static/mathjax`` folder is the MathJax 3 distribution); it is copied into the book's own
+  ``_static/mathjax`` and ``mathjax_path`` points there, so no page loads MathJax from a CDN.
+- **Alt text for notebook figures.** A figure drawn by a code cell gets its alt text from the cell's
+  metadata ``alt_text``: a string, or a list with one string per image the cell draws, in order; it
+  is the figure's title (and panel titles), written out. Only cell metadata is read, so the stored
+  outputs that nbval checks stay as they are. An image without one is a build warning, so
+  ``make book`` (``-W``) fails rather than publish a hashed file name as alt text.
+- **Each script once.** Some extensions register their inline scripts twice (sphinx-thebe's
+  ``const THEBE_JS_URL = ...`` then throws ``Identifier 'THEBE_JS_URL' has already been declared``);
+  every page keeps the first copy of each script and stylesheet, and none of sphinx-thebe's while the
+  Thebe launch button is off (its script names thebe's CDN copy, which nothing then loads).
+- **A first visit logs nothing**: the theme's colour mode starts at "auto" (not "", which it reports
+  as an error), and ``_static/course.css`` keeps long inline code from widening a phone's page.
+- **Author–year labels** for the bibliography: the pybtex style ``course_author_year`` labels entries
+  "Bahdanau et al. 2015", matching the author–year citations in the text.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+from docutils import nodes
+from pybtex.plugin import register_plugin
+from pybtex.richtext import Text
+from pybtex.style.formatting.plain import Style as PlainStyle
+from pybtex.style.labels import BaseLabelStyle
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+MATHJAX_PACKAGE = "sphinx-mathjax-offline"
+MATHJAX_ENTRY = "mathjax/tex-mml-chtml.js"  # relative to _static: TeX and MathML input, CommonHTML output
+
+
+def mathjax_static_dir() -> Path:
+    """The folder holding ``mathjax/`` inside the installed MathJax package."""
+    try:
+        dist = importlib.metadata.distribution(MATHJAX_PACKAGE)
+    except importlib.metadata.PackageNotFoundError as err:
+        raise RuntimeError(f"{MATHJAX_PACKAGE} is not installed: run 'make setup' (requirements.txt pins it)") from err
+    entry = next((f for f in dist.files or [] if str(f).endswith("static/mathjax/tex-mml-chtml.js")), None)
+    if entry is None:
+        raise RuntimeError(f"{MATHJAX_PACKAGE} has no static/mathjax/tex-mml-chtml.js")
+    return Path(dist.locate_file(entry)).parent.parent
+
+
+STATIC = Path(__file__).resolve().parent.parent / "_static"  # book/_static: favicon and course.css
+
+
+def use_local_mathjax(app, config) -> None:
+    config.mathjax_path = MATHJAX_ENTRY
+    config.html_static_path.extend([str(mathjax_static_dir()), str(STATIC)])
+
+
+# --- alt text -------------------------------------------------------------------------------------
+
+def set_figure_alt_text(app, doctree) -> None:
+    docname = app.env.docname
+    for cell in doctree.findall(nodes.container):
+        if cell.get("nb_element") != "cell_code":
+            continue
+        images = list(cell.findall(nodes.image))
+        if not images:
+            continue
+        alt = (cell.get("cell_metadata") or {}).get("alt_text")
+        texts = alt if isinstance(alt, list) else [alt] * len(images)
+        if len(texts) != len(images) or not all(isinstance(t, str) and t.strip() for t in texts):
+            logger.warning(
+                f"code cell {cell.get('cell_index')} draws {len(images)} image(s) but its metadata "
+                f"'alt_text' is {alt!r}: give the title of each figure it draws",
+                location=docname,
+            )
+            continue
+        for image, text in zip(images, texts):
+            image["alt"] = text.strip()
+
+
+# --- scripts and stylesheets once ------------------------------------------------------------------
+
+def _asset_key(asset) -> tuple:
+    # An inline script is registered with filename None and re-added by the HTML builder with
+    # filename "": the same script, which Sphinx's own check (filename None != "") lets through twice.
+    filename = getattr(asset, "filename", asset) or ""
+    attributes = getattr(asset, "attributes", {})
+    return (filename, getattr(asset, "priority", None), tuple(sorted((k, str(v)) for k, v in attributes.items())))
+
+
+def _dedupe(items: list) -> list:
+    kept, seen = [], set()
+    for item in items:
+        key = _asset_key(item)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
+def _is_thebe(asset) -> bool:
+    filename = getattr(asset, "filename", asset) or ""
+    return "sphinx-thebe" in filename or "THEBE_JS_URL" in str(getattr(asset, "attributes", {}).get("body", ""))
+
+
+def tidy_assets(app, pagename, templatename, context, doctree) -> None:
+    # Jupyter Book always loads sphinx-thebe, whose script names thebe's CDN copy; without the Thebe
+    # launch button (launch_buttons.thebe) nothing uses it, so a page then carries none of it.
+    thebe = (app.config.html_theme_options.get("launch_buttons") or {}).get("thebe")
+    for key in ("script_files", "css_files"):
+        if key in context:
+            kept = _dedupe(context[key])
+            context[key] = kept if thebe else [asset for asset in kept if not _is_thebe(asset)]
+
+
+def default_colour_mode(app, pagename, templatename, context, doctree) -> None:
+    # The theme starts a first-time reader (nothing in localStorage) in mode "" and logs
+    # "Got invalid theme mode: . Resetting to auto." to the console; start in "auto" instead.
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
+
+
+# --- author–year bibliography labels ---------------------------------------------------------------
+
+def _surname(person) -> str:
+    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
+
+
+class AuthorYearLabelStyle(BaseLabelStyle):
+    """Labels "Nadaraya 1964", "Luong and Manning 2015", "Bahdanau et al. 2015"; a, b, ... on clashes."""
+
+    def format_label(self, entry) -> str:
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [_surname(p) for p in people]
+        if not names:
+            who = entry.fields.get("organization") or entry.key
+        elif len(names) == 1:
+            who = names[0]
+        elif len(names) == 2:
+            who = f"{names[0]} and {names[1]}"
+        else:
+            who = f"{names[0]} et al."
+        return f"{who} {entry.fields.get('year', 'n.d.')}"
+
+    def format_labels(self, sorted_entries):
+        labels = [self.format_label(e) for e in sorted_entries]
+        counts = {label: labels.count(label) for label in labels}
+        seen: dict[str, int] = {}
+        for label in labels:
+            if counts[label] == 1:
+                yield label
+            else:
+                seen[label] = seen.get(label, 0) + 1
+                yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label] - 1]
+
+
+class AuthorYearStyle(PlainStyle):
+    """pybtex's plain style (sorted by author, year, title) with author–year labels."""
+
+    default_label_style = "course_author_year"
+
+
+register_plugin("pybtex.style.labels", "course_author_year", AuthorYearLabelStyle)
+register_plugin("pybtex.style.formatting", "course_author_year", AuthorYearStyle)
+
+
+def setup(app):
+    app.connect("config-inited", use_local_mathjax)
+    app.connect("doctree-read", set_figure_alt_text)
+    app.connect("html-page-context", tidy_assets, priority=900)
+    app.connect("html-page-context", default_colour_mode)
+    app.add_css_file("course.css")
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
