@@ -190,14 +190,17 @@ def _reset_peak_resident() -> bool:
         return False
 
 
-def _fixed_mmap_threshold(size: int = 64 * 1024) -> None:
-    """Blocks above ``size`` bytes are mapped and unmapped on their own (glibc's M_MMAP_THRESHOLD = −3), and
-    the free memory already in the heap goes back to the system (``malloc_trim``), so that a block the call
-    reuses from it is counted when it is touched again."""
+def _fixed_mmap_threshold(size: int = 64 * 1024, trim: bool = True) -> None:
+    """Blocks above ``size`` bytes are mapped and unmapped on their own (glibc's M_MMAP_THRESHOLD = −3, with
+    M_TRIM_THRESHOLD = −1 at twice that, as glibc's own adjustment keeps them), and with ``trim`` the free
+    memory already in the heap goes back to the system (``malloc_trim``), so that a block the call reuses
+    from it is counted when it is touched again."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, size)
-        libc.malloc_trim(0)
+        libc.mallopt(-1, 2 * size)
+        if trim:
+            libc.malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: measure as the allocator allows
         pass
 
@@ -213,7 +216,9 @@ def _cpu_peak(spec: dict) -> int:
     before = _memory_status("VmRSS")
     with torch.enable_grad() if spec["backward"] else torch.no_grad():
         _call(spec["name"], q, k, v, spec["window"], spec["backward"])
-    return max(0, _memory_status("VmHWM") - before)
+    peak = _memory_status("VmHWM") - before
+    _fixed_mmap_threshold(32 * 2**20, trim=False)  # back to where glibc's own adjustment ends: fast reuse
+    return max(0, peak)
 
 
 def sweep(names: list[str], lengths: list[int], *, batch: int = 1, heads: int = 8, head_dim: int = 64,
@@ -221,34 +226,40 @@ def sweep(names: list[str], lengths: list[int], *, batch: int = 1, heads: int = 
           memory: bool = True, memory_fraction: float = 0.8, progress: bool | None = None) -> list[dict]:
     """Time (median of ``repeats``) and peak extra memory of each method at each length, one dict per pair.
 
-    A quadratic method whose predicted peak exceeds ``memory_fraction`` of the free memory is skipped, and
-    a method this device cannot run (an SDPA backend it lacks) is recorded as failed; both say so in "note".
+    Every timing comes first and every memory measurement after, so that the way memory is measured (see
+    the module docstring) never slows a timed call. A quadratic method whose predicted peak exceeds
+    ``memory_fraction`` of the free memory is skipped, and a method this device cannot run (an SDPA backend
+    it lacks) is recorded as failed; both say so in "note".
     """
     device = torch.device(device)
     free = available_memory() if device.type == "cpu" else torch.cuda.mem_get_info(device)[0]
-    rows = []
-    with tqdm(total=len(lengths) * len(names), desc="attention", disable=not show_progress(progress)) as bar:
+    rows = [dict(method=name, T=T, seconds=None, seconds_min=None, repeats=0, peak_extra_bytes=None, note="")
+            for T in lengths for name in names]
+    for row in rows:
+        need = predicted_naive_bytes(row["T"], batch, heads, dtype.itemsize)
+        if row["method"] in QUADRATIC and need > memory_fraction * free:
+            row["note"] = f"skipped: needs about {need / 2**30:.1f} GiB"
+    steps = len(rows) * (2 if memory else 1)
+    with tqdm(total=steps, desc="attention", disable=not show_progress(progress)) as bar:
         for T in lengths:
             q, k, v = inputs(T, batch, heads, head_dim, device, dtype)
-            for name in names:
-                bar.set_postfix_str(f"T={T} {name}")
-                row = dict(method=name, T=T, seconds=None, seconds_min=None, repeats=repeats,
-                           peak_extra_bytes=None, note="")
-                need = predicted_naive_bytes(T, batch, heads, dtype.itemsize)
-                if name in QUADRATIC and need > memory_fraction * free:
-                    row["note"] = f"skipped: needs about {need / 2**30:.1f} GiB"
-                else:
+            for row in (r for r in rows if r["T"] == T):
+                bar.set_postfix_str(f"time T={T} {row['method']}")
+                if not row["note"]:
                     try:
-                        times = time_call(name, q, k, v, window=window, repeats=repeats)
+                        times = time_call(row["method"], q, k, v, window=window, repeats=repeats)
                         row.update(seconds=statistics.median(times), seconds_min=min(times), repeats=len(times))
-                        if memory:
-                            row["peak_extra_bytes"] = peak_extra_memory(name, T, batch=batch, heads=heads,
-                                                                        head_dim=head_dim, window=window,
-                                                                        device=device, dtype=dtype)
                     except RuntimeError as error:  # e.g. a backend this device does not have
                         row["note"] = f"failed: {str(error).splitlines()[0][:120]}"
-                rows.append(row)
                 bar.update()
+        del q, k, v
+        for row in rows if memory else ():
+            bar.set_postfix_str(f"memory T={row['T']} {row['method']}")
+            if not row["note"]:
+                row["peak_extra_bytes"] = peak_extra_memory(row["method"], row["T"], batch=batch, heads=heads,
+                                                            head_dim=head_dim, window=window, device=device,
+                                                            dtype=dtype)
+            bar.update()
     return rows
 
 

@@ -49,7 +49,7 @@ def sliding_window_mask(length: int, window: int, *, is_causal: bool = False,
 
 def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, window: int, *,
                              is_causal: bool = False, global_positions: torch.Tensor | None = None,
-                             positions_per_step: int = 1024) -> torch.Tensor:
+                             positions_per_step: int = 512) -> torch.Tensor:
     """Banded self-attention (Longformer, Beltagy et al. 2020, Section 3.1), O(T · w) time and memory.
 
     Args:
