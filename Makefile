@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # (`make execute`) and their re-check (`make test`) run with the same thread count.
 export OMP_NUM_THREADS ?= 1
 
-CHAPTERS    := $(sort $(wildcard book/ch*.ipynb))
+CHAPTERS    := $(sort $(wildcard book/*.ipynb))
 ASSIGNMENTS := $(sort $(notdir $(wildcard autograde/source/*)))
 INSTRUCTOR  := $(foreach a,$(ASSIGNMENTS),autograde/source/$(a)/$(a).ipynb)
 

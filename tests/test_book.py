@@ -26,7 +26,7 @@ def toc_files() -> list[str]:
     return files
 
 
-CHAPTERS = sorted(f for f in toc_files() if re.fullmatch(r"book/ch\d\d_\w+", f))
+CHAPTERS = sorted(f for f in toc_files() if re.fullmatch(r"book/(ch\d\d|appendix)_\w+", f))
 EXERCISES = sorted(f for f in toc_files() if f.startswith("book/exercises/"))
 
 
@@ -43,7 +43,7 @@ def html(tmp_path_factory) -> Path:
 
 
 def test_toc_lists_every_chapter_and_exercise():
-    on_disk = {f"book/{p.stem}" for p in (ROOT / "book").glob("ch*.ipynb")}
+    on_disk = {f"book/{p.stem}" for p in (ROOT / "book").glob("*.ipynb")}
     assert set(CHAPTERS) == on_disk and CHAPTERS, "every chapter notebook is in _toc.yml"
     released = {f"book/exercises/{p.stem}" for p in (ROOT / "book" / "exercises").glob("*.ipynb")}
     assert set(EXERCISES) == released and EXERCISES, "every exercise notebook is in _toc.yml"

@@ -14,7 +14,7 @@ import pytest
 from notebook_cells import CLAIM_TAG, IGNORE_TAG, analyse
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "book").glob("ch*.ipynb"))
+CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))  # the chapters and the appendix
 INSTRUCTOR = sorted((ROOT / "autograde" / "source").glob("*/*.ipynb"))
 
 
