@@ -4,6 +4,7 @@ The core's agreement with ``F.scaled_dot_product_attention`` and ``nn.MultiheadA
 and causal masks; weights and gradients) is tested in tests/test_transformer.py, on the same functions.
 """
 import ast
+import math
 import sys
 from pathlib import Path
 
@@ -209,3 +210,19 @@ def test_the_softmax_spy_sees_a_private_softmax(device):
         theirs(x, x, x)
     here = Path(__file__).resolve()
     assert spy.callers == [here, (PACKAGE / "attention" / "masking.py").resolve(), here]
+
+
+def test_what_pytorch_does_with_a_query_that_sees_no_key():
+    """Chapter 6 says: the course gives zeros; the pinned PyTorch's SDPA (bool mask) gives zeros too, while
+    nn.MultiheadAttention and a plain softmax over a row of −∞ give NaN. A torch upgrade that changes any of
+    these must change the chapter."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 4)
+    keep = torch.ones(3, 3, dtype=torch.bool)
+    keep[1] = False  # query 1 may attend to no key
+    ours, weights = attention(x, x, x, mask=keep)
+    assert torch.equal(ours[0, 1], torch.zeros(4)) and torch.equal(weights[0, 1], torch.zeros(3))
+    assert torch.equal(F.scaled_dot_product_attention(x, x, x, attn_mask=keep)[0, 1], torch.zeros(4))
+    mha = torch.nn.MultiheadAttention(4, 1, batch_first=True)
+    assert torch.isnan(mha(x, x, x, attn_mask=~keep)[0][0, 1]).all()
+    assert torch.isnan(torch.softmax(torch.full((3,), -math.inf), -1)).all()
