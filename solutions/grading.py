@@ -348,6 +348,8 @@ class isolated:
 
     def _undo(self) -> None:
         for name, value in self._saved.items():
+            if self.namespace.get(name, _MISSING) is not self.references[name]:
+                continue  # redefined meanwhile (a later answer cell ran after a failed grade cell): keep it
             if value is _MISSING:
                 self.namespace.pop(name, None)
             else:

@@ -279,6 +279,16 @@ def test_begin_undoes_a_stale_isolation_and_end_puts_everything_back():
     assert namespace == {"a": 1, "b": 2} and not grading._ISOLATIONS
 
 
+def test_a_stale_isolation_keeps_what_was_defined_after_it():
+    namespace = {"a": 1}
+    isolated(namespace, a=10, later=30).begin()  # a grade cell that failed before its end
+    namespace["later"] = "learner's, from a later answer cell"  # the notebook goes on
+    isolated(namespace, a=11).begin()
+    assert namespace == {"a": 11, "later": "learner's, from a later answer cell"}
+    end_isolation()
+    assert namespace == {"a": 1, "later": "learner's, from a later answer cell"} and not grading._ISOLATIONS
+
+
 def test_a_reference_put_in_place_may_use_solutions_and_forbidden_functions():
     namespace = {}
     exec("def attend(query, blocks):\n"
