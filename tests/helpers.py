@@ -3,7 +3,13 @@
 pytest puts this folder on ``sys.path`` (its default "prepend" import mode, as for ``assignment_text``),
 so a test file imports these with ``from helpers import rand``, under ``-n`` workers too.
 """
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def rand(*shape, device, dtype=torch.float64, requires_grad=False):
@@ -13,3 +19,14 @@ def rand(*shape, device, dtype=torch.float64, requires_grad=False):
     where a test needs the same numbers every run.
     """
     return torch.randn(*shape, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def build_book(out: Path) -> Path:
+    """Build the book with ``-W`` into ``out`` (a fresh folder) and return its HTML root."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(out),
+         "-W", "--keep-going"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, f"the book does not build cleanly with -W:\n{done.stdout[-6000:]}{done.stderr[-4000:]}"
+    return out / "_build" / "html"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -13,6 +11,7 @@ import pytest
 import yaml
 
 from assignment_text import normalise, secret_snippets
+from helpers import build_book
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -32,14 +31,7 @@ EXERCISES = sorted(f for f in toc_files() if f.startswith("book/exercises/"))
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("book")
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(out),
-         "-W", "--keep-going"],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert done.returncode == 0, f"the book does not build cleanly with -W:\n{done.stdout[-6000:]}{done.stderr[-4000:]}"
-    return out / "_build" / "html"
+    return build_book(tmp_path_factory.mktemp("book"))
 
 
 def test_toc_lists_every_chapter_and_exercise():

@@ -17,7 +17,6 @@ import http.server
 import json
 import re
 import shutil
-import subprocess
 import sys
 import threading
 from contextlib import contextmanager
@@ -25,6 +24,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from helpers import build_book
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -41,16 +42,6 @@ LAUNCHERS = {  # launch button -> what its link starts with or contains
 
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def build_book(out: Path) -> Path:
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(out),
-         "-W", "--keep-going"],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert done.returncode == 0, f"the book does not build cleanly with -W:\n{done.stdout[-6000:]}{done.stderr[-4000:]}"
-    return out / "_build" / "html"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -1,8 +1,8 @@
 """The appendix's fast attention: online softmax, chunked (memory-efficient) and sliding-window attention.
 
 Oracles: ``torch.softmax``, ``F.scaled_dot_product_attention`` and the course's :func:`attention` with a
-dense mask; gradients in float64 and ``gradcheck``. Memory is asserted structurally: a dispatch-mode probe
-records the size of every tensor the computation creates, forward and backward, and none may have as many
+dense mask; gradients in float64 and ``gradcheck``. Memory is asserted structurally: the graders' dispatch-mode
+probe (``solutions.grading.MemoryProbe``) records the size of every tensor the computation creates, forward and backward, and none may have as many
 elements as the (Tq, Tk) score matrix of one head.
 """
 import math
@@ -10,28 +10,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from helpers import rand
 from solutions.attention import attention, causal_mask
+from solutions.grading import MemoryProbe
 from solutions.fast import (SoftmaxStats, attention_cost, available_backends, block_stats, chunked_attention,
                             flash_hbm_accesses, flex_sliding_window, merge_stats, online_softmax, sdpa,
                             sliding_window_attention, sliding_window_mask, standard_hbm_accesses)
-
-
-class LargestTensor(TorchDispatchMode):
-    """Records the number of elements of the largest tensor any aten op creates while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.largest = max(self.largest, t.numel())
-        return out
 
 
 def _grads(out, inputs, seed=5):
@@ -169,10 +154,10 @@ def test_chunked_attention_never_holds_a_score_matrix(device):
     """Forward and backward: no tensor as large as one head's (Tq, Tk) scores; the naive path has one."""
     T, H = 256, 2
     q, k, v = (rand(1, H, T, 16, device=device, requires_grad=True) for _ in range(3))
-    with LargestTensor() as chunked:
+    with MemoryProbe() as chunked:
         out = chunked_attention(q, k, v, is_causal=True, query_chunk=32, key_chunk=64)
         out.sum().backward()
-    with LargestTensor() as naive:
+    with MemoryProbe() as naive:
         attention(q, k, v, is_causal=True)[0].sum().backward()
     assert naive.largest >= H * T * T, "the probe must see the naive path's score matrix"
     assert chunked.largest < T * T, f"chunked attention created a tensor of {chunked.largest} elements"
@@ -226,7 +211,7 @@ def test_sliding_window_mask_is_the_band():
 def test_sliding_window_attention_memory_is_linear_in_length(device):
     T, w = 512, 16
     q = rand(1, 1, T, 8, device=device, requires_grad=True)
-    with LargestTensor() as probe:
+    with MemoryProbe() as probe:
         sliding_window_attention(q, q, q, w).sum().backward()
     assert probe.largest <= 3 * T * w + 3 * w * w, f"a tensor of {probe.largest} elements; T·3w = {3 * T * w}"
 
