@@ -1,0 +1,45 @@
+"""A fresh IPython kernel for one submission, started inside the sandbox.
+
+The kernel talks to the grader over ZeroMQ *IPC* sockets, files in the submission's scratch folder:
+in its own network namespace a kernel cannot reach the grader's TCP loopback, and needs no network.
+Interrupts are sent as messages (``interrupt_mode: message``), so no signal has to cross the sandbox.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from jupyter_client import AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpec
+
+from .sandbox import Limits, Sandbox
+
+# What a submission's kernel runs with: one thread (the workers share the cores), no progress bars, and
+# nbgrader's marker that the notebook is being autograded.
+KERNEL_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "COURSE_PROGRESS": "0",
+    "NBGRADER_EXECUTION": "autograde",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONNOUSERSITE": "1",
+    "LANG": "C.UTF-8",
+}
+# IPython options nbgrader's Execute passes, plus tracebacks in Minimal mode (the exception and its
+# message, never the source of a hidden test).
+KERNEL_OPTIONS = ["--InteractiveShell.xmode=Minimal", "--HistoryManager.enabled=False"]
+
+
+def kernel_manager(scratch: Path, sandbox: Sandbox, limits: Limits) -> AsyncKernelManager:
+    """A manager (not yet started) for a sandboxed kernel whose files live in ``scratch``."""
+    scratch = Path(scratch)
+    env = dict(KERNEL_ENV, HOME=str(scratch), MPLCONFIGDIR=str(scratch / ".matplotlib"),
+               IPYTHONDIR=str(scratch / ".ipython"),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]))
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", *KERNEL_OPTIONS]
+    manager = AsyncKernelManager(transport="ipc", ip=str(scratch / "kernel"),
+                            connection_file=str(scratch / "kernel.json"))
+    manager._kernel_spec = KernelSpec(argv=sandbox.wrap(argv, scratch, limits, env), display_name="sandboxed",
+                                      language="python", interrupt_mode="message", env=env if sandbox.unsafe else {})
+    return manager
