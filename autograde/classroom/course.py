@@ -110,7 +110,7 @@ def grade_course(course_dir: Path, *, workers: int | None = None, scheduler: str
                 [sub.digest, source_hash, GRADER_VERSION, asdict(limits)]).encode()).hexdigest()
             if not regrade and recorder.is_current(student, assignment, fingerprint):
                 manifest = json.loads((recorder.folder("autograded", student, assignment) / ".classroom.json").read_text())
-                rows.append(report.Row(student, assignment, manifest["score"], manifest["max_score"], 0.0,
+                rows.append(report.Row(student, assignment, manifest["score"], manifest["max_score"], manifest["seconds"],
                                        manifest["problems"], manifest["passed"], skipped=True))
                 continue
             nb, learner_cells = assemble(source_nb, release_nb, sub)

@@ -139,9 +139,14 @@ class _Runner:
             log.close()
         await self.client.async_start_new_kernel_client()
         await self._silent(guard.INSTALL, timeout=max(1.0, deadline - time.monotonic()))
-        for index in replay:  # what the cells before a crash defined, without their outputs
+        for index in replay:  # what the cells before a crash defined, without their outputs, guarded the same way
+            if index == self.first_learner_cell:
+                await self._silent(guard.SNAPSHOT)
+            test = self.is_test(self.nb.cells[index])
+            if test:
+                await self._silent("", guard.RESTORE)
             await self._silent(self.nb.cells[index].source, timeout=max(1.0, deadline - time.monotonic()))
-            if index == self.first_learner_cell - 1:
+            if test:
                 await self._silent(guard.SNAPSHOT)
 
     async def _stop(self) -> None:
@@ -187,19 +192,29 @@ class _Runner:
                                f"{self.client.timeout} s and was stopped")
                 except DeadKernelError:
                     failure = f"{_label(cell, index, self.learner)} stopped the Python kernel (it crashed, exited or ran out of memory)"
+                if failure is None and any(o.get("ename") == "MemoryError" for o in cell.get("outputs", [])):
+                    # the memory stays taken (a list that grew until the limit): start afresh without this cell
+                    failure = (f"{_label(cell, index, self.learner)} ran out of memory (a submission may use "
+                               f"{self.limits.memory_bytes / 2**30:.0f} GiB)")
                 if failure is None:
                     if self.is_test(cell):
                         await self._silent(guard.SNAPSHOT)
                     if self.client.replies.get(index) == "error" and not _has_error(cell):
                         cell.outputs.append(_error_output("Error", "this cell failed, but its error message was suppressed"))
-                    if not self.is_test(cell) and not _has_error(cell):
-                        replay.append(index)
+                    replay.append(index)  # a new kernel needs what this cell defined (tests import helpers)
                     position += 1
                     continue
+                out_of_time = deadline - time.monotonic() < 1
+                if out_of_time:
+                    failure = (f"{_label(cell, index, self.learner)} was stopped: the whole notebook may take "
+                               f"{self.limits.notebook_seconds:.0f} s")
                 self.problems.append(failure)
                 cell.outputs.append(_error_output("GradingError", failure))
                 await self._stop()
                 position += 1
+                if out_of_time:
+                    self._not_run(code[position:], f"the whole notebook may take {self.limits.notebook_seconds:.0f} s")
+                    break
                 if self.kernels > self.limits.kernel_restarts:
                     self.problems.append(f"{self.kernels} kernels were stopped; the rest of the notebook was not run")
                     self._not_run(code[position:], "too many kernels were stopped")
