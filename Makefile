@@ -19,7 +19,7 @@ CHAPTERS    := $(sort $(wildcard book/*.ipynb))
 ASSIGNMENTS := $(sort $(notdir $(wildcard autograde/source/*)))
 INSTRUCTOR  := $(foreach a,$(ASSIGNMENTS),autograde/source/$(a)/$(a).ipynb)
 
-.PHONY: help setup book test test-portable test-browser browser lab release grade execute serve constraints clean
+.PHONY: help setup book test test-portable test-browser browser postgres lab release grade execute serve constraints clean
 
 help:
 	@echo "make book       build the HTML book into _build/html"
@@ -28,7 +28,8 @@ help:
 	@echo "make test-browser  open every page of the built book in headless Chromium, offline"
 	@echo "make lab        open JupyterLab on the exercise notebooks"
 	@echo "make release    regenerate book/exercises/ from autograde/source/ with nbgrader"
-	@echo "make grade      autograde autograde/submitted/, write feedback and grades.csv"
+	@echo "make grade      autograde what is new in autograde/submitted/ (sandboxed, in parallel): feedback,"
+	@echo "                grades.csv, a report; GRADE_ARGS='--regrade' regrades all (see autograde/grade.py)"
 	@echo "make execute    re-run the chapter and instructor notebooks to refresh stored outputs"
 	@echo "make serve      serve the built book on http://localhost:8000"
 
@@ -48,7 +49,7 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book is in $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	COURSE_PROGRESS=0 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval -ra
 	$(MAKE) --no-print-directory test-portable
 
@@ -68,6 +69,14 @@ browser:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# PostgreSQL for the shared-gradebook test (tests/postgres_server.py starts a throwaway cluster):
+# Debian's package, installed with apt-get when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the gradebook test"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 test-browser: $(STAMP) browser
 	$(PY) -m pytest -ra tests/test_browser.py
 
@@ -83,8 +92,9 @@ release: $(STAMP)
 	for a in $(ASSIGNMENTS); do cp autograde/release/$$a/$$a.ipynb book/exercises/$$a.ipynb; done
 	@echo "Student notebooks written to book/exercises/"
 
+GRADE_ARGS ?=
 grade: $(STAMP)
-	$(PY) autograde/grade.py
+	$(PY) autograde/grade.py $(GRADE_ARGS)
 
 execute: $(STAMP)
 	COURSE_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 $(CHAPTERS) $(INSTRUCTOR)
@@ -97,4 +107,4 @@ constraints: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' | { echo "# Every package the course installs, pinned (regenerate with 'make constraints')."; cat; echo "torch==2.13.0"; } | sort -f > constraints.txt
 
 clean:
-	rm -rf _build autograde/release autograde/submitted autograde/autograded autograde/feedback autograde/gradebook.db autograde/grades.csv
+	rm -rf _build autograde/release autograde/submitted autograde/autograded autograde/feedback autograde/gradebook.db autograde/grades.csv autograde/grading_report.csv

@@ -77,7 +77,6 @@ def course(tmp_path_factory) -> Path:
     """A copy of the course directory with every assignment generated and four submissions each."""
     course = tmp_path_factory.mktemp("course")
     shutil.copy(ROOT / "autograde" / "nbgrader_config.py", course)
-    shutil.copy(ROOT / "autograde" / "grade.py", course)
     shutil.copytree(SOURCE, course / "source")
     for assignment in ASSIGNMENTS:
         done = run_nbgrader(course, "generate_assignment", assignment, "--force")
@@ -99,8 +98,8 @@ def course(tmp_path_factory) -> Path:
         hostile.cells[first_answer].source = "import os\nos._exit(1)\n" + hostile.cells[first_answer].source
         submit(course, "hostile", assignment, hostile)
 
-    done = subprocess.run([sys.executable, "grade.py", "--course-dir", str(course)], cwd=course,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run([sys.executable, str(ROOT / "autograde" / "grade.py"), "--course-dir", str(course),
+                           "--no-progress"], capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout + done.stderr
     course.joinpath("grade.log").write_text(done.stdout + done.stderr)
     return course
@@ -160,8 +159,9 @@ def test_hostile_submission_is_graded_without_stopping_the_run(course, assignmen
     assert all(grades[name][0] == 0 for name in killer_ids), grades
     assert 0 < sum(s for s, _ in grades.values()) < sum(m for _, m in grades.values()), grades
     assert (course / "feedback" / "hostile" / assignment / f"{assignment}.html").is_file()
-    kept = course / "submitted" / "hostile" / assignment / f"{assignment}.ipynb.submitted"
-    assert "os._exit(1)" in kept.read_text(), "the learner's own notebook must be kept"
+    kept = course / "submitted" / "hostile" / assignment / f"{assignment}.ipynb"
+    assert "os._exit(1)" in kept.read_text(), "the learner's own notebook must be left as submitted"
+    assert "stopped the Python kernel" in (course / "feedback" / "hostile" / assignment / f"{assignment}.html").read_text()
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
