@@ -84,6 +84,13 @@ def hostile_set(course: Path) -> dict[str, dict]:
         "    except OSError as error:\n"
         "        found.append(type(error).__name__)\n"
         "print('SPY', found)\n"
+        "import resource, socket\n"
+        "try:\n"
+        "    socket.create_connection(('pypi.org', 443), timeout=5)\n"
+        "    print('NETWORK open')\n"
+        "except OSError as error:\n"
+        "    print('NETWORK', type(error).__name__)\n"
+        "print('LIMITS', resource.getrlimit(resource.RLIMIT_AS)[0] >> 20, resource.getrlimit(resource.RLIMIT_CPU)[0] > 0)\n"
     )
     vandal = (
         "import os, sqlite3\n"
@@ -128,7 +135,7 @@ def hostile_set(course: Path) -> dict[str, dict]:
                          score=FULL - POINTS["dot_scores"], message=""),
         "segfault": dict(notebook=notebook(after={"test_bilinear_scores": ["import ctypes\nctypes.string_at(0)\n"]}),
                          score=FULL, message="stopped the Python kernel"),
-        "sleeper": dict(notebook=notebook(after={"test_lengths_to_mask": ["import time\ntime.sleep(15)\n"] * 40}),
+        "sleeper": dict(notebook=notebook(after={"test_lengths_to_mask": ["import time\ntime.sleep(100)\n"] * 6}),
                         score=sum(POINTS[g] for g in ("dot_scores", "bilinear_scores", "additive_scores", "lengths_to_mask")),
                         message="the whole notebook may take"),
         # cells tampered with
@@ -235,7 +242,7 @@ def graded(tmp_path_factory):
     again = grade(course)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     cached = rows(course)
-    changed = ["patched_allclose", "os_exit", "honest"]
+    changed = ["patched_allclose", "os_exit", "segfault", "growing_list", "ipython_hooks", "honest"]
     for name in changed:
         path = course / "submitted" / name / A / f"{A}.ipynb"
         path.write_bytes(path.read_bytes() + b"\n")
@@ -273,10 +280,13 @@ def test_nothing_outside_the_submissions_own_output_changes(graded):
 
 
 def test_sandbox_hides_the_course(graded):
-    """The spy could read none of the instructor notebook, the gradebook, another student's notebook."""
+    """The spy could read none of the instructor notebook, the gradebook, another student's notebook, had no
+    network and ran under the limits; the vandal could write nowhere outside its scratch folder."""
     nb = nbformat.read(graded["course"] / "autograded" / "reads_hidden_tests" / A / f"{A}.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "SPY ['FileNotFoundError', 'FileNotFoundError', 'FileNotFoundError']" in printed, printed[:500]
+    assert "NETWORK open" not in printed and "NETWORK " in printed, "the sandbox has no network"
+    assert "LIMITS 3072 True" in printed, "the kernel runs under the memory (3 GiB here) and CPU-time limits"
     nb = nbformat.read(graded["course"] / "autograded" / "writes_outside" / A / f"{A}.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "VANDAL []" in printed, printed[:500]

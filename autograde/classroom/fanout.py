@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,11 +61,21 @@ def run_job(job: Job) -> dict:
             if scratch.resolve() in target.parents:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(base64.b64decode(data))
+        _seed_matplotlib_cache(scratch / ".matplotlib")
         nb = nbformat.reads(job.notebook, as_version=4)
         outcome = run_notebook(nb, job.learner_cells, scratch, Sandbox(unsafe=job.unsafe), Limits(**job.limits))
     return {"student": job.student, "assignment": job.assignment, "notebook": nbformat.writes(outcome.notebook),
             "problems": outcome.problems, "seconds": outcome.seconds, "kernels": outcome.kernels,
             "worker": os.getpid()}
+
+
+def _seed_matplotlib_cache(target: Path) -> None:
+    """Copy this machine's matplotlib font list into the kernel's config folder, so that a notebook that
+    plots does not spend seconds rebuilding it in every sandbox (the fonts it lists are visible there)."""
+    cache = Path(os.environ.get("MPLCONFIGDIR") or Path.home() / ".cache" / "matplotlib")
+    for font_list in cache.glob("fontlist-*.json") if cache.is_dir() else []:
+        target.mkdir(exist_ok=True)
+        shutil.copy2(font_list, target / font_list.name)
 
 
 def run_jobs(jobs: list[Job], workers: int, scheduler: str | None = None) -> Iterator[tuple[Job, dict | Exception]]:

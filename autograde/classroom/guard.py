@@ -16,7 +16,8 @@ GUARD_MODULE = "__course_grader_guard__"
 
 INSTALL = r'''
 def __course_grader_install():
-    import builtins, sys, types
+    import builtins, sys, types, warnings
+    warnings.filterwarnings("ignore", message=".*deprecated.*", category=FutureWarning)
     import math, operator, functools, numpy, torch, torch.testing, torch.nn.functional
     import solutions
     from IPython import get_ipython
