@@ -315,3 +315,17 @@ def test_self_attention_learns_to_find_repeats_and_trains_through_fit(device, on
 def test_token_task_is_a_dataclass_of_tensors():
     task = TokenTask(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, dtype=torch.long), (4,), 2)
     assert len(task) == 2 and task.where == {}
+
+
+def test_train_lookup_and_lookup_accuracy(device, one_thread):
+    from solutions.taxonomy import lookup_accuracy, train_lookup
+    train, test = contains_task(600, length=4, vocab=8, seed=0).split(500)
+    torch.manual_seed(0)
+    model = AttentionClassifier(SourceConfig(vocab_sizes=(8,), source="cross", d_model=8, d_ff=8)).to(device)
+    history = train_lookup(model, train, epochs=6, lr=1e-2, batch_size=50, seed=0)
+    assert len(history) == 6 and history[-1]["loss"] < history[0]["loss"]
+    accuracy = lookup_accuracy(model, test, batch_size=30)
+    assert accuracy > 0.9, f"a learned query finds token 0: accuracy {accuracy:.2f}"
+    with evaluating(model):
+        by_hand = (model(test.inputs.to(device))[0].argmax(-1).cpu() == test.labels).float().mean().item()
+    assert accuracy == pytest.approx(by_hand)

@@ -10,8 +10,8 @@
 """
 from .batches import Batch, TranslationData, split
 from .dates import DATE_FORMATS, TARGET_LOCALE, TARGET_WIDTH, WIDTHS, generate_dates, render_date
-from .lookups import TokenTask, contains_task, recall_task, repeat_task
 from .grammar import OBJECT_CLASSES, count_sentences, generate_sentences, lexicon_links, sentence_pair
+from .lookups import TokenTask, contains_task, recall_task, repeat_task
 from .pairs import Link, Pair
 from .regression import RegressionData, make_regression_data, target_function
 from .vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab, pad_batch

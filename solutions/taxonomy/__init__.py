@@ -3,4 +3,5 @@
 * :mod:`~solutions.taxonomy.source` — by source: cross (general) vs self-attention; one head or many,
   concatenated or averaged.
 """
-from .source import AttentionClassifier, CrossAttention, LearnedQueries, SelfAttention, SourceConfig
+from .source import (AttentionClassifier, CrossAttention, LearnedQueries, SelfAttention, SourceConfig, lookup_accuracy,
+                     train_lookup)

@@ -31,11 +31,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..attention import MultiHeadAttention
+from ..data.lookups import TokenTask
+from ..train import evaluating, fit
 
-__all__ = ["SourceConfig", "SelfAttention", "CrossAttention", "LearnedQueries", "AttentionClassifier"]
+__all__ = ["SourceConfig", "SelfAttention", "CrossAttention", "LearnedQueries", "AttentionClassifier", "train_lookup",
+           "lookup_accuracy"]
 
 
 class SelfAttention(nn.Module):
@@ -206,3 +210,31 @@ class AttentionClassifier(nn.Module):
             weights = mask.to(h.dtype).unsqueeze(-1)  # (B, T, 1)
             return (h * weights).sum(1) / weights.sum(1).clamp_min(1)
         return h.mean(1)
+
+
+def train_lookup(model: AttentionClassifier, task: TokenTask, *, epochs: int = 10, lr: float = 3e-3,
+                 batch_size: int = 128, seed: int = 0) -> list[dict[str, float]]:
+    """Cross-entropy on the labels of ``task`` with AdamW and a one-cycle learning rate, through
+    :func:`solutions.train.fit`; the batches are reshuffled every epoch from ``seed``. The caller seeds the
+    model's initialisation (``torch.manual_seed``) before building it."""
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    steps = epochs * -(-len(task) // batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+
+    def loss(model, batch):
+        inputs, labels = (x.to(device) for x in batch)
+        return F.cross_entropy(model(inputs)[0], labels), {"size": len(labels)}
+
+    return fit(model, lambda epoch: task.batches(batch_size, seed=1000 * seed + epoch), loss, optimizer,
+               epochs=epochs, scheduler=scheduler, desc="lookup")
+
+
+def lookup_accuracy(model: AttentionClassifier, task: TokenTask, batch_size: int = 2048) -> float:
+    """The fraction of the examples of ``task`` whose label the model ranks first."""
+    device = next(model.parameters()).device
+    correct = 0
+    with evaluating(model):
+        for inputs, labels in task.batches(batch_size):
+            correct += (model(inputs.to(device))[0].argmax(-1).cpu() == labels).sum().item()
+    return correct / len(task)
