@@ -329,3 +329,13 @@ def test_train_lookup_and_lookup_accuracy(device, one_thread):
     with evaluating(model):
         by_hand = (model(test.inputs.to(device))[0].argmax(-1).cpu() == test.labels).float().mean().item()
     assert accuracy == pytest.approx(by_hand)
+
+
+def test_weight_on_positions(device):
+    from solutions.taxonomy import weight_on_positions
+    weights = torch.tensor([[[0.1, 0.6, 0.3], [0.5, 0.5, 0.0]],
+                            [[0.2, 0.2, 0.6], [1.0, 0.0, 0.0]]], device=device)  # (N=2, H=2, Tk=3)
+    positions = torch.tensor([[1, 0, -1], [2, -1, -1]], device=device)  # (N, R=3); -1: no such key
+    got = weight_on_positions(weights, positions)
+    expected = torch.tensor([[(0.6 + 0.6) / 2, 0.1, 0.0], [(0.5 + 0.0) / 2, 0.5, 0.0]], device=device)
+    torch.testing.assert_close(got, expected)

@@ -4,4 +4,4 @@
   concatenated or averaged.
 """
 from .source import (AttentionClassifier, CrossAttention, LearnedQueries, SelfAttention, SourceConfig, lookup_accuracy,
-                     train_lookup)
+                     train_lookup, weight_on_positions)

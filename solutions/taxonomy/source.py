@@ -39,7 +39,7 @@ from ..data.lookups import TokenTask
 from ..train import evaluating, fit
 
 __all__ = ["SourceConfig", "SelfAttention", "CrossAttention", "LearnedQueries", "AttentionClassifier", "train_lookup",
-           "lookup_accuracy"]
+           "lookup_accuracy", "weight_on_positions"]
 
 
 class SelfAttention(nn.Module):
@@ -238,3 +238,21 @@ def lookup_accuracy(model: AttentionClassifier, task: TokenTask, batch_size: int
         for inputs, labels in task.batches(batch_size):
             correct += (model(inputs.to(device))[0].argmax(-1).cpu() == labels).sum().item()
     return correct / len(task)
+
+
+def weight_on_positions(weights: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """How much weight each head puts on the keys that play given roles, on average over the examples.
+
+    Args:
+        weights: (N, H, Tk), one query per example (e.g. the query position of :func:`recall_task`).
+        positions: (N, R) integer key positions, one column per role (e.g. the matching item, item 0);
+            -1 where an example has no key with that role.
+
+    Returns:
+        (H, R): for each head h and role r, the mean of ``weights[n, h, positions[n, r]]`` over the examples
+        n that have the role (0 for a role that no example has).
+    """
+    present = positions >= 0  # (N, R)
+    index = positions.clamp_min(0).unsqueeze(1).expand(-1, weights.shape[1], -1)  # (N, H, R)
+    picked = weights.gather(-1, index) * present.unsqueeze(1)  # (N, H, R): 0 where the role is absent
+    return picked.sum(0) / present.sum(0).clamp_min(1)  # (H, R)
