@@ -9,6 +9,14 @@ with W_i^Q, W_i^K ∈ R^{d_model × d_k}, W_i^V ∈ R^{d_model × d_v} and W^O �
 here d_k = d_v = d_model / h, and the h projections of one kind are stored side by side as one
 ``nn.Linear(d_model, d_model)``, so that splitting its output into h chunks gives the h heads.
 
+``combine="mean"`` averages the heads instead of concatenating them (as graph attention networks do in
+their last layer, Veličković et al. 2018, arXiv:1710.10903, eq. 6):
+
+    MeanHead(Q, K, V) = (1/h Σ_i head_i) W^O,   W^O ∈ R^{d_v × d_model},
+
+so the heads share one d_v-dimensional space instead of owning h disjoint ones (the chapter "Attention by
+source" compares the two).
+
 MASK CONVENTION (the course's, see solutions.attention.core): a **bool** mask says ``True`` = the query
 MAY ATTEND to that key. A **float** mask is *added* to the scores (0 keeps a key, −∞ removes it),
 as in ``F.scaled_dot_product_attention``. ``nn.MultiheadAttention`` uses the opposite bool
@@ -59,6 +67,8 @@ class MultiHeadAttention(nn.Module):
         batch_first: inputs are (B, T, D) when True, (T, B, D) when False.
         fused: when no weights are asked for (``need_weights=False``), compute the heads with
             ``F.scaled_dot_product_attention`` (same output, PyTorch's speed).
+        combine: ``"concat"`` (the paper: Concat(head_1..h) W^O) or ``"mean"`` (the average of the heads,
+            then W^O from D / H to D features).
 
     ``forward(query, key, value, key_padding_mask=None, attn_mask=None, is_causal=False,
     average_weights=True, need_weights=True)`` returns ``(output, weights)``: output like ``query``,
@@ -72,16 +82,19 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 batch_first: bool = True, fused: bool = False) -> None:
+                 batch_first: bool = True, fused: bool = False, combine: str = "concat") -> None:
         super().__init__()
         if d_model % num_heads != 0:
             raise ValueError(f"d_model = {d_model} must be divisible by num_heads = {num_heads}")
+        if combine not in ("concat", "mean"):
+            raise ValueError(f"combine must be 'concat' or 'mean', got {combine!r}")
         self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
-        self.dropout, self.batch_first, self.fused = dropout, batch_first, fused
+        self.dropout, self.batch_first, self.fused, self.combine = dropout, batch_first, fused, combine
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)    # the H matrices W_i^Q side by side
         self.k_proj = nn.Linear(d_model, d_model, bias=bias)    # W_i^K
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)    # W_i^V
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)  # W^O
+        combined = d_model if combine == "concat" else self.head_dim
+        self.out_proj = nn.Linear(combined, d_model, bias=bias)  # W^O: (H·Dh or Dh) -> D
 
     def _masks(self, key_padding_mask, attn_mask, B, Tq, Tk, device):
         """The bool 'keep' mask and float 'bias', both broadcastable to (B, H, Tq, Tk)."""
@@ -136,7 +149,10 @@ class MultiHeadAttention(nn.Module):
         heads, weights = attention(q, k, v, "scaled_dot", keep, bias=bias, is_causal=is_causal,
                                    dropout_p=self.dropout, training=self.training,
                                    fused=self.fused and not need_weights)  # (B, H, Tq, Dh), (B, H, Tq, Tk)
-        output = self.out_proj(merge_heads(heads))  # (B, H, Tq, Dh) -> (B, Tq, D)
+        if self.combine == "concat":
+            output = self.out_proj(merge_heads(heads))  # (B, H, Tq, Dh) -> (B, Tq, D)
+        else:
+            output = self.out_proj(heads.mean(dim=1))  # (B, H, Tq, Dh) -> (B, Tq, Dh) -> (B, Tq, D)
         if not self.batch_first:
             output = output.transpose(0, 1)  # (B, Tq, D) -> (Tq, B, D)
         if weights is None:

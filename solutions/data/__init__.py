@@ -5,11 +5,13 @@
 * :mod:`~solutions.data.grammar` — the toy English→Chinese grammar and its lexicon;
 * :mod:`~solutions.data.vocab` — the one vocabulary (:class:`Vocab`) and padding (:func:`pad_batch`);
 * :mod:`~solutions.data.batches` — :class:`TranslationData`, pairs served as padded batches;
-* :mod:`~solutions.data.regression` — the 1-D regression problem of chapter 1.
+* :mod:`~solutions.data.regression` — the 1-D regression problem of chapter 1;
+* :mod:`~solutions.data.lookups` — token lookups: find a token, find a repeat, recall by key and position.
 """
 from .batches import Batch, TranslationData, split
 from .dates import DATE_FORMATS, TARGET_LOCALE, TARGET_WIDTH, WIDTHS, generate_dates, render_date
 from .grammar import OBJECT_CLASSES, count_sentences, generate_sentences, lexicon_links, sentence_pair
+from .lookups import TokenTask, contains_task, recall_task, repeat_task
 from .pairs import Link, Pair
 from .regression import RegressionData, make_regression_data, target_function
 from .vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab, pad_batch
@@ -20,5 +22,6 @@ __all__ = [
     "OBJECT_CLASSES", "count_sentences", "generate_sentences", "lexicon_links", "sentence_pair",
     "Link", "Pair",
     "RegressionData", "make_regression_data", "target_function",
+    "TokenTask", "contains_task", "recall_task", "repeat_task",
     "BOS", "EOS", "PAD", "SPECIALS", "UNK", "Vocab", "pad_batch",
 ]
