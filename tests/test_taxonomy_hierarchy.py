@@ -220,8 +220,15 @@ def test_head_scores_on_hand_made_heads():
     weights = torch.stack([previous.expand(B, T, T), eye.expand(B, T, T), induction], dim=1)  # (B, 3, T, T)
     torch.testing.assert_close(previous_token_score(weights), torch.tensor([1.0, 0.0, 0.0]))
     torch.testing.assert_close(induction_score(weights, data), torch.tensor([0.0, 0.0, 1.0]))
+    segment = torch.arange(T) < data.segment[:, None]  # (B, T): the first copy
+    half = weights.clone()
+    half[:, 0, :, :] = torch.where(segment[:, :, None], previous, eye)  # previous token inside the segment only
+    assert torch.isclose(previous_token_score(half, segment)[0], torch.tensor(1.0))
+    assert previous_token_score(half)[0] < 0.6
     with pytest.raises(ValueError):
         previous_token_score(torch.ones(2, 3, 4))
+    with pytest.raises(ValueError):
+        previous_token_score(weights, segment[:, :-1])
 
 
 def test_two_layers_learn_the_induction_task_and_one_layer_does_not(one_thread):

@@ -13,10 +13,11 @@ so one layer cannot do it and two can. :func:`previous_token_score` and :func:`i
 a head does each.
 
 **Structure.** The hierarchical attention network of Yang et al. 2016 (HAN, NAACL, "Hierarchical Attention
-Networks for Document Classification"): a word encoder (a bidirectional GRU, their eqs. 2–4), word attention
-pooling into sentence vectors (eqs. 5–7), a sentence encoder (eqs. 8–9) and sentence attention pooling into a
-document vector (eq. 10), then a softmax classifier (eq. 11). Each pooling is attention with one learned query,
-the *context vector* u (the structured self-attention of Lin et al. 2017, arXiv:1703.03130, with r = 1):
+Networks for Document Classification"): a word encoder (a bidirectional GRU, whose cell is their eqs. 1–4),
+word attention pooling into sentence vectors (eqs. 5–7), a sentence encoder and sentence attention pooling into
+a document vector (eqs. 8–10), then a softmax classifier (eq. 11) trained by cross-entropy (eq. 12).
+Each pooling is attention with one learned query, the *context vector* u (the structured self-attention of
+Lin et al. 2017, arXiv:1703.03130, with r = 1):
 
     u_t = tanh(W h_t + b),      α_t = exp(u_tᵀ u) / Σ_t' exp(u_t'ᵀ u),      s = Σ_t α_t h_t.
 
@@ -110,15 +111,21 @@ def induction_accuracy(model: AttentionOnlyTransformer, data, batch_size: int = 
     return hits / max(total, 1)
 
 
-def previous_token_score(weights: torch.Tensor) -> torch.Tensor:
-    """(H,) the mean weight each head puts on the previous position, over positions 1 … T−1.
+def previous_token_score(weights: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """(H,) the mean weight each head puts on the previous position, over the query positions 1 … T−1, or
+    over those of them that ``where`` (B, T) bool selects (e.g. the first copy of the segment).
 
     ``weights`` (B, H, T, T). A perfect previous-token head scores 1.
     """
     if weights.dim() != 4 or weights.shape[-1] != weights.shape[-2] or weights.shape[-1] < 2:
         raise ValueError(f"weights must be (B, H, T, T) with T >= 2, got {tuple(weights.shape)}")
-    previous = weights.diagonal(offset=-1, dim1=-2, dim2=-1)  # (B, H, T-1): w[t, t-1]
-    return previous.mean(dim=(0, 2))
+    previous = weights.diagonal(offset=-1, dim1=-2, dim2=-1)  # (B, H, T-1): w[t, t-1] for t = 1 .. T-1
+    if where is None:
+        return previous.mean(dim=(0, 2))
+    if where.shape != (weights.shape[0], weights.shape[-1]):
+        raise ValueError(f"where must be (B, T) = {(weights.shape[0], weights.shape[-1])}, got {tuple(where.shape)}")
+    kept = where[:, None, 1:].to(previous.dtype)  # (B, 1, T-1): the selected queries t >= 1
+    return (previous * kept).sum(dim=(0, 2)) / kept.sum()
 
 
 def induction_score(weights: torch.Tensor, batch) -> torch.Tensor:
