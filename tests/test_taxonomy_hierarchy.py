@@ -144,6 +144,35 @@ def test_attention_pooling_gradcheck_in_float64(device):
     assert torch.autograd.gradcheck(lambda x: pool(x, mask)[1], (h,))
 
 
+def test_attention_pooling_is_permutation_invariant(device):
+    """One learned query over a set of keys: permuting the positions (and the mask with them) permutes the
+    weights the same way and leaves the pooled vector unchanged."""
+    torch.manual_seed(11)
+    pool = AttentionPooling(5, 4).to(device=device, dtype=torch.float64)
+    h = rand(3, 8, 5, device=device)
+    mask = torch.rand(3, 8, device=device) > 0.3
+    pooled, weights = pool(h, mask)
+    perm = torch.randperm(8, device=device)
+    pooled_p, weights_p = pool(h[:, perm], mask[:, perm])
+    torch.testing.assert_close(pooled_p, pooled, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(weights_p, weights[:, perm], rtol=1e-12, atol=1e-12)
+
+
+def test_han_without_encoders_ignores_the_order_of_sentences_and_words(device):
+    """With encoder="none" both levels are set poolings: shuffling the sentences of a document, and the words
+    within a sentence, changes no prediction (the GRU encoders of Yang et al. are what reads order)."""
+    torch.manual_seed(12)
+    model = HierarchicalAttentionNetwork(HANConfig.tiny(encoder="none")).to(device=device, dtype=torch.float64)
+    docs = make_planted_documents(4, vocab_size=12, num_topics=3, words_per_topic=1, sentences=(5, 5),
+                                  words=(6, 6), seed=6).to(device)
+    logits, _, beta = model(docs.words, docs.sentence_lengths)
+    sentences, words = torch.randperm(5, device=device), torch.randperm(6, device=device)
+    shuffled = docs.words[:, sentences][:, :, words]
+    logits_p, _, beta_p = model(shuffled, docs.sentence_lengths[:, sentences])
+    torch.testing.assert_close(logits_p, logits, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(beta_p, beta[:, sentences], rtol=1e-12, atol=1e-12)
+
+
 def test_attention_pooling_rejects_a_mask_of_the_wrong_shape():
     pool = AttentionPooling(3, 4)
     with pytest.raises(ValueError, match="mask must be"):
