@@ -5,9 +5,11 @@
 * :mod:`~solutions.data.grammar` — the toy English→Chinese grammar and its lexicon;
 * :mod:`~solutions.data.vocab` — the one vocabulary (:class:`Vocab`) and padding (:func:`pad_batch`);
 * :mod:`~solutions.data.batches` — :class:`TranslationData`, pairs served as padded batches;
-* :mod:`~solutions.data.regression` — the 1-D regression problem of chapter 1.
+* :mod:`~solutions.data.regression` — the 1-D regression problem of chapter 1;
+* :mod:`~solutions.data.digits` — scikit-learn's handwritten digits on larger, distorted or cluttered canvases.
 """
 from .batches import Batch, TranslationData, split
+from .digits import DISTORTIONS, DigitCanvases, digit_split, load_digit_images, make_digit_canvases
 from .dates import DATE_FORMATS, TARGET_LOCALE, TARGET_WIDTH, WIDTHS, generate_dates, render_date
 from .grammar import OBJECT_CLASSES, count_sentences, generate_sentences, lexicon_links, sentence_pair
 from .pairs import Link, Pair
@@ -16,6 +18,7 @@ from .vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab, pad_batch
 
 __all__ = [
     "Batch", "TranslationData", "split",
+    "DISTORTIONS", "DigitCanvases", "digit_split", "load_digit_images", "make_digit_canvases",
     "DATE_FORMATS", "TARGET_LOCALE", "TARGET_WIDTH", "WIDTHS", "generate_dates", "render_date",
     "OBJECT_CLASSES", "count_sentences", "generate_sentences", "lexicon_links", "sentence_pair",
     "Link", "Pair",
