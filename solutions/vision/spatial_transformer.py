@@ -57,8 +57,9 @@ def affine_resample(u: torch.Tensor, theta: torch.Tensor, size: tuple[int, int] 
 class SpatialTransformer(nn.Module):
     """Localisation net → θ → ``affine_grid`` → ``grid_sample``, initialised to the identity.
 
-    The localisation net is two strided 5×5 convolutions (``hidden`` channels each, ReLU) on the
-    input, pooled to 3×3, then a linear layer to ``hidden`` units and one to the six numbers of θ.
+    The localisation net is two 5×5 convolutions (``hidden`` channels), each followed by batch norm, a 2×2
+    max-pool and a ReLU, an average pool to a 4×4 grid (so that it still knows *where* things are), and two linear
+    layers with a tanh between them (a tanh cannot die as a ReLU can while θ's layer starts at zero).
     ``forward(u)`` returns ``(V, θ)``: the resampled input (B, C, Ho, Wo) and A_θ (B, 2, 3).
     """
 
@@ -66,11 +67,11 @@ class SpatialTransformer(nn.Module):
         super().__init__()
         self.size = size
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 5, stride=2, padding=2), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(3), nn.Flatten(),  # (B, hidden · 9)
-            nn.Linear(hidden * 9, hidden), nn.ReLU())
-        self.theta = nn.Linear(hidden, 6)
+            nn.Conv2d(in_channels, hidden, 5, padding=2), nn.BatchNorm2d(hidden), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 5, padding=2), nn.BatchNorm2d(hidden), nn.MaxPool2d(2), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),  # (B, hidden · 16)
+            nn.Linear(hidden * 16, 4 * hidden), nn.Tanh())
+        self.theta = nn.Linear(4 * hidden, 6)
         nn.init.zeros_(self.theta.weight)  # θ = the identity, whatever the input, until it learns otherwise
         with torch.no_grad():
             self.theta.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
