@@ -8,7 +8,7 @@ Shape letters (see :mod:`solutions`): B batch, C channels, H and W the height an
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,7 +30,6 @@ class ConvNetConfig:
     attention: str | None = None  # None, "se", "eca" or "cbam", after every stage's ReLU
     reduction: int = 4  # r of SE and of CBAM's channel MLP
     spatial_kernel: int = 7  # CBAM's spatial filter
-    extra: dict = field(default_factory=dict)  # unused; room for a chapter's own settings
 
     @classmethod
     def tiny(cls, **overrides) -> "ConvNetConfig":
@@ -50,19 +49,19 @@ class ConvNet(nn.Module):
             raise ValueError(f"attention must be one of {MODULES}, got {config.attention!r}")
         self.config = config
         self.stages = nn.ModuleList()
-        self.modules_ = nn.ModuleList()
+        self.attention = nn.ModuleList()  # one module (or nn.Identity) per stage
         width_in = config.in_channels
         for width in config.widths:
             self.stages.append(nn.Sequential(nn.Conv2d(width_in, width, 3, padding=1, bias=False),
                                              nn.BatchNorm2d(width), nn.ReLU()))
-            self.modules_.append(_module(config, width))
+            self.attention.append(_module(config, width))
             width_in = width
         self.pool = nn.MaxPool2d(2)
         self.head = nn.Linear(width_in, config.classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
         weights = []
-        for stage, module in zip(self.stages, self.modules_):
+        for stage, module in zip(self.stages, self.attention):
             x = stage(x)  # (B, C, H, W)
             if isinstance(module, nn.Identity):
                 weights.append(None)
