@@ -9,7 +9,12 @@ Laid out by the course's parts; module names say the mechanism, never a chapter 
 ``foundations/``    Part I: attention pooling as Nadaraya–Watson kernel regression.
 ``history/``        Part II: IBM Model 1, the HMM aligner and symmetrization; the recurrent
                     encoder–decoder; Bahdanau, Luong, the Transformer and BERT.
-``data/``           generated data: dates, the toy grammar, the one vocabulary and padding.
+``taxonomy/``       Part III: attention by source (cross vs self, one head or many) and by
+                    hierarchy (stacked layers, induction heads, hierarchical attention networks).
+``vision/``         Part III: channel attention (SE, ECA), CBAM's channel and spatial modules,
+                    the spatial transformer, and the small convnet they are tried in.
+``data/``           generated data: dates, the toy grammar, the one vocabulary and padding,
+                    handwritten digits on canvases.
 ``train/``          the one training loop (:func:`~solutions.train.fit`) and ``evaluating(model)``.
 ``metrics/``        alignment error rate, links from attention weights.
 ``viz.py``          the course's plots.   ``devices.py``  the GPU when there is one.

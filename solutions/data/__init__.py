@@ -7,8 +7,12 @@
 * :mod:`~solutions.data.batches` — :class:`TranslationData`, pairs served as padded batches;
 * :mod:`~solutions.data.regression` — the 1-D regression problem of chapter 1;
 * :mod:`~solutions.data.lookups` — token lookups: find a token, find a repeat, recall by key and position.
+* :mod:`~solutions.data.induction` — sequences for the induction-head task (a segment, then its repeat);
+* :mod:`~solutions.data.documents` — documents whose label one planted sentence decides.
+* :mod:`~solutions.data.digits` — scikit-learn's handwritten digits on larger, distorted or cluttered canvases.
 """
 from .batches import Batch, TranslationData, split
+from .digits import DISTORTIONS, DigitCanvases, digit_split, load_digit_images, make_digit_canvases
 from .dates import DATE_FORMATS, TARGET_LOCALE, TARGET_WIDTH, WIDTHS, generate_dates, render_date
 from .grammar import OBJECT_CLASSES, count_sentences, generate_sentences, lexicon_links, sentence_pair
 from .lookups import TokenTask, contains_task, recall_task, repeat_task
@@ -18,6 +22,7 @@ from .vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab, pad_batch
 
 __all__ = [
     "Batch", "TranslationData", "split",
+    "DISTORTIONS", "DigitCanvases", "digit_split", "load_digit_images", "make_digit_canvases",
     "DATE_FORMATS", "TARGET_LOCALE", "TARGET_WIDTH", "WIDTHS", "generate_dates", "render_date",
     "OBJECT_CLASSES", "count_sentences", "generate_sentences", "lexicon_links", "sentence_pair",
     "Link", "Pair",
