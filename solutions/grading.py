@@ -145,6 +145,13 @@ class MemoryProbe(TorchDispatchMode):
     in-place result are), by the elements its storage holds. ``ops`` counts the operations; ``touched``
     holds the storages that an operation read (what :func:`one_pass` asks about)."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # PyTorch wraps a mode's __torch_dispatch__ in dynamo's "disable" unless told not to, and the
+        # wrapper imports torch._dynamo (about 800 modules, a second of a grading kernel's CPU) the first
+        # time an operator runs under the probe. Nothing runs compiled under it, so the wrapper is not needed.
+        return False
+
     def __init__(self, forbidden: ForbiddenCalls | None = None):
         super().__init__()
         self.forbidden = forbidden
