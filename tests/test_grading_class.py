@@ -84,7 +84,7 @@ def test_serial_path_and_a_scheduler_address_give_the_same_grades(tmp_path):
     assert scores(serial) == EXPECTED
     remote = make_course(tmp_path / "remote")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         done = grade(remote, "--scheduler", cluster.scheduler_address)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert scores(remote) == EXPECTED
