@@ -68,6 +68,25 @@ class LearnableGaussianPooling(nn.Module):
         weights = gaussian_attention_weights(queries, keys, self.sigma)  # leave_one_out is never used
         return attention_pooling(weights, values), weights
 '''}),
+    dict(name="layer_wraps_the_reference", kind="reference", loses="learnable_gaussian_pooling",
+         message="reference implementation", answers={"learnable_gaussian_pooling": '''
+from solutions.foundations import nadaraya_watson as nw
+
+
+class LearnableGaussianPooling(nn.Module):
+    def __init__(self, sigma=1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
+
+    @property
+    def sigma(self):
+        return self.log_sigma.exp()
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        if leave_one_out:
+            return nw.nadaraya_watson(keys, keys, values, self.sigma, nw.leave_one_out_mask(len(keys)))
+        return nw.nadaraya_watson(queries, keys, values, self.sigma)
+'''}),
     # ------------------------------------------------------------------ exercise 5: the loss after the update
     dict(name="train_loss_after_the_step", kind="wrong", loses="train_bandwidth", message="before its epoch's update",
          answers={"train_bandwidth": '''

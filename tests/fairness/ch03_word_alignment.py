@@ -28,6 +28,14 @@ def model1_m_step(corpus, posteriors, num_tgt, num_src):
     table[:, total > 0] = counts[:, total > 0] / total[total > 0]
     return table
 '''}),
+    dict(name="m_step_unseen_word_left_at_zero", kind="wrong", loses="model1_m_step", message="never occurs",
+         answers={"model1_m_step": '''
+def model1_m_step(corpus, posteriors, num_tgt, num_src):
+    counts = posteriors[0].new_zeros(num_tgt, num_src)
+    for (src, tgt), post in zip(corpus, posteriors):
+        counts.index_put_((tgt[:, None].expand_as(post), src[None, :].expand_as(post)), post, accumulate=True)
+    return counts / counts.sum(0).clamp_min(1e-300)  # a word that never occurs keeps a column of zeros
+'''}),
     # ------------------------------------------------------------------ exercise 3: max-shifted sum, NaN on -inf
     dict(name="forward_manual_logsumexp", kind="wrong", loses="forward_log", message="cannot be reached",
          answers={"forward_log": '''

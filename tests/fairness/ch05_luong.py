@@ -37,6 +37,14 @@ def local_p_weights(scores, p, src_lens, D):
     allowed = (offset.abs() < D) & (s[None, :] < src_lens[:, None])  # < instead of <=
     return masked_softmax(scores, allowed) * torch.exp(-offset**2 / (2 * (D / 2) ** 2))
 '''}),
+    dict(name="local_p_sigma_equals_d", kind="wrong", loses="local_p_weights", message="sigma = D / 2",
+         answers={"local_p_weights": '''
+def local_p_weights(scores, p, src_lens, D):
+    s = torch.arange(scores.shape[-1], device=scores.device, dtype=scores.dtype)
+    offset = s[None, :] - p[:, None].to(scores.dtype)
+    allowed = (offset.abs() <= D) & (s[None, :] < src_lens[:, None])
+    return masked_softmax(scores, allowed) * torch.exp(-offset**2 / (2 * D**2))  # sigma = D
+'''}),
     dict(name="local_p_calls_the_reference", kind="reference", loses="local_p_weights", message="reference implementation",
          answers={"local_p_weights": '''
 from solutions.history.luong import local_weights as my_local_weights
