@@ -1,0 +1,176 @@
+"""The fairness set of chapter 1's assignment (attention pooling), graded by tests/test_fairness.py.
+
+Each variant replaces the answer cells named by their grade ids in the instructor notebook: ``wrong``
+answers have one bug each and must lose points in the exercise ``loses`` only (exercise 4's tests use the
+reference weights and pooling, exercise 5's the reference layer, so a bug there costs nothing in exercises
+4 and 5); ``reference`` answers run the course's reference and must lose that exercise's points with the
+message ``message``; ``right`` answers are correct but written differently and get full marks. ``message``
+is a part of the message that the failing test shows the learner.
+"""
+
+VARIANTS = [
+    # ------------------------------------------------------------------ exercise 1: exp divided by a sum of exp
+    dict(name="gaussian_exp_over_sum", kind="wrong", loses="gaussian_attention_weights", message="far from the query",
+         answers={"gaussian_attention_weights": '''
+def gaussian_attention_weights(queries, keys, sigma):
+    kernel = torch.exp(-(queries.unsqueeze(-1) - keys.unsqueeze(-2)) ** 2 / (2 * sigma**2))
+    return kernel / kernel.sum(-1, keepdim=True)  # 0/0 when every key is far away
+'''}),
+    dict(name="gaussian_without_the_two", kind="wrong", loses="gaussian_attention_weights", message="2 sigma^2",
+         answers={"gaussian_attention_weights": '''
+def gaussian_attention_weights(queries, keys, sigma):
+    return torch.softmax(-(queries.unsqueeze(-1) - keys.unsqueeze(-2)) ** 2 / sigma**2, dim=-1)  # the 2 is missing
+'''}),
+    dict(name="gaussian_calls_the_reference", kind="reference", loses="gaussian_attention_weights",
+         message="reference implementation", answers={"gaussian_attention_weights": '''
+import solutions.foundations.nadaraya_watson as nw
+
+
+def gaussian_attention_weights(queries, keys, sigma):
+    return nw.gaussian_kernel_weights(queries, keys, sigma)
+'''}),
+    # ------------------------------------------------------------------ exercise 2: unbatched matmul
+    dict(name="pooling_plain_matmul", kind="wrong", loses="attention_pooling", message="a batch of 4",
+         answers={"attention_pooling": '''
+def attention_pooling(weights, values):
+    if weights.shape[-1] != values.shape[-1]:
+        raise ValueError(f"{weights.shape[-1]} keys, {values.shape[-1]} values")
+    return weights @ values  # right for one sentence, wrong for a batch
+'''}),
+    # ------------------------------------------------------------------ exercise 3: zero the diagonal afterwards
+    dict(name="loo_zero_then_renormalise", kind="wrong", loses="leave_one_out_weights", message="sigma = 0.01",
+         answers={"leave_one_out_weights": '''
+def leave_one_out_weights(x, sigma):
+    w = torch.softmax(-(x.unsqueeze(-1) - x.unsqueeze(-2)) ** 2 / (2 * sigma**2), dim=-1)
+    w = w * (1 - torch.eye(len(x), dtype=x.dtype, device=x.device))
+    return w / w.sum(-1, keepdim=True)  # 0/0 when the point itself had all the weight
+'''}),
+    dict(name="loo_fill_minus_1e4", kind="wrong", loses="leave_one_out_weights", message="every exp of another point",
+         answers={"leave_one_out_weights": '''
+def leave_one_out_weights(x, sigma):
+    scores = -(x.unsqueeze(-1) - x.unsqueeze(-2)) ** 2 / (2 * sigma**2)
+    scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool, device=x.device), -1e4)  # not small enough
+    return torch.softmax(scores, dim=-1) * (1 - torch.eye(len(x), dtype=x.dtype, device=x.device))
+'''}),
+    # ------------------------------------------------------------------ exercise 4: leave_one_out ignored
+    dict(name="layer_ignores_leave_one_out", kind="wrong", loses="learnable_gaussian_pooling",
+         message="leave_one_out=True", answers={"learnable_gaussian_pooling": '''
+class LearnableGaussianPooling(nn.Module):
+    def __init__(self, sigma=1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
+
+    @property
+    def sigma(self):
+        return self.log_sigma.exp()
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        weights = gaussian_attention_weights(queries, keys, self.sigma)  # leave_one_out is never used
+        return attention_pooling(weights, values), weights
+'''}),
+    dict(name="layer_wraps_the_reference", kind="reference", loses="learnable_gaussian_pooling",
+         message="reference implementation", answers={"learnable_gaussian_pooling": '''
+from solutions.foundations import nadaraya_watson as nw
+
+
+class LearnableGaussianPooling(nn.Module):
+    def __init__(self, sigma=1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
+
+    @property
+    def sigma(self):
+        return self.log_sigma.exp()
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        if leave_one_out:
+            return nw.nadaraya_watson(keys, keys, values, self.sigma, nw.leave_one_out_mask(len(keys)))
+        return nw.nadaraya_watson(queries, keys, values, self.sigma)
+'''}),
+    # ------------------------------------------------------------------ exercise 5: the loss after the update
+    dict(name="train_loss_after_the_step", kind="wrong", loses="train_bandwidth", message="before its epoch's update",
+         answers={"train_bandwidth": '''
+def train_bandwidth(layer, x, y, epochs=50, lr=0.5):
+    optimizer = torch.optim.SGD(layer.parameters(), lr=lr)
+    losses = []
+    for _ in range(epochs):
+        optimizer.zero_grad()
+        pred, _ = layer(x, x, y, leave_one_out=True)
+        ((pred - y) ** 2).mean().backward()
+        optimizer.step()
+        with torch.no_grad():
+            pred, _ = layer(x, x, y, leave_one_out=True)
+            losses.append(((pred - y) ** 2).mean().item())  # measured after the update
+    return losses
+'''}),
+    # ------------------------------------------------------------------ right, written differently
+    dict(name="einsum_and_stable_exp", kind="right", answers={
+        "gaussian_attention_weights": '''
+def gaussian_attention_weights(queries, keys, sigma):
+    logits = -0.5 * ((queries[..., :, None] - keys[..., None, :]) / sigma) ** 2
+    e = torch.exp(logits - logits.amax(-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)
+''',
+        "attention_pooling": '''
+def attention_pooling(weights, values):
+    if weights.size(-1) != values.size(-1):
+        raise ValueError(f"{weights.size(-1)} != {values.size(-1)}")
+    return torch.einsum("...qk,...k->...q", weights, values)
+''',
+        "leave_one_out_weights": '''
+def leave_one_out_weights(x, sigma):
+    logits = -((x[:, None] - x[None, :]) ** 2) / (2 * sigma**2)
+    logits = torch.where(torch.eye(x.numel(), dtype=torch.bool, device=x.device), -math.inf, logits)
+    e = torch.exp(logits - logits.amax(-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)
+''',
+        "train_bandwidth": '''
+def train_bandwidth(layer, x, y, epochs=50, lr=0.5):
+    opt = torch.optim.SGD([layer.log_sigma], lr=lr)
+    history = []
+    for epoch in range(epochs):
+        predictions = layer(x, x, y, leave_one_out=True)[0]
+        loss = torch.nn.functional.mse_loss(predictions, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append(float(loss))
+    return history
+'''}),
+    dict(name="float64_inside", kind="right", answers={
+        "gaussian_attention_weights": '''
+def gaussian_attention_weights(queries, keys, sigma):
+    sigma = torch.as_tensor(sigma, dtype=torch.float64, device=queries.device)
+    d = queries.double().unsqueeze(-1) - keys.double().unsqueeze(-2)
+    return torch.softmax(-d * d / (2 * sigma * sigma), dim=-1).to(queries.dtype)
+''',
+        "attention_pooling": '''
+def attention_pooling(weights, values):
+    if weights.shape[-1] != values.shape[-1]:
+        raise ValueError(f"weights over {weights.shape[-1]} keys, values over {values.shape[-1]}")
+    return (weights * values.unsqueeze(-2)).sum(-1)
+''',
+        "leave_one_out_weights": '''
+def leave_one_out_weights(x, sigma):
+    n = x.shape[0]
+    d = x.double()[:, None] - x.double()[None, :]
+    s = -d**2 / (2 * torch.as_tensor(sigma, dtype=torch.float64, device=x.device) ** 2)
+    s = s - torch.diag(torch.full((n,), math.inf, dtype=torch.float64, device=x.device))
+    return torch.softmax(s, dim=1).to(x.dtype)
+''',
+        "learnable_gaussian_pooling": '''
+class LearnableGaussianPooling(nn.Module):
+    def __init__(self, sigma=1.0):
+        super().__init__()
+        self.register_parameter("log_sigma", nn.Parameter(torch.log(torch.tensor(float(sigma)))))
+
+    @property
+    def sigma(self):
+        return torch.exp(self.log_sigma)
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        sigma = self.sigma
+        weights = leave_one_out_weights(keys, sigma) if leave_one_out else gaussian_attention_weights(queries, keys, sigma)
+        return attention_pooling(weights, values), weights
+'''}),
+]
