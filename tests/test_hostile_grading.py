@@ -169,6 +169,10 @@ def hostile_set(course: Path) -> dict[str, dict]:
                                     score=FULL, message=""),
         "hidden_marker_in_answer": dict(notebook=notebook({"fuse": "# ### BEGIN HIDDEN TESTS\n" + right("fuse")}),
                                         score=FULL, message=""),
+        "warns_on_stderr": dict(notebook=notebook({"fuse": right("fuse") + "\nimport sys, warnings\n_fuse = fuse\n\n"
+                                                   "def fuse(*args, **kwargs):\n    print('debugging', file=sys.stderr)\n"
+                                                   "    warnings.warn('a harmless warning')\n    return _fuse(*args, **kwargs)\n"}),
+                                score=FULL, message=""),
         "fifty_megabytes": dict(notebook=notebook(after={"setup": ["print('x' * (50 * 1024 * 1024))\n"]}),
                                 score=FULL, message="the rest was cut"),
         # broken files

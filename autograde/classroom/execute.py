@@ -56,7 +56,7 @@ class _Client(NotebookClient):
                 if not self.output_cut:
                     self.output_cut = True
                     outs.append(nbformat.v4.new_output(
-                        "stream", name="stderr", text="\n[output cut here: this submission printed more than "
+                        "stream", name="stdout", text="\n[output cut here: this submission printed more than "
                                                       "the grader keeps]\n"))
                 return None
         return super().output(outs, msg, display_id, cell_index)

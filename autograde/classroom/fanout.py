@@ -9,6 +9,7 @@ scheduler address, the tasks go to that cluster's workers (which need the course
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import shutil
 import tempfile
@@ -94,7 +95,7 @@ def run_jobs(jobs: list[Job], workers: int, scheduler: str | None = None) -> Ite
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                               dashboard_address=":0", silence_logs=40)  # any free port: no clash with another run
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)  # any free port: no clash with another run
     client = Client(scheduler or cluster)
     try:
         futures = {client.submit(run_job, job, pure=False, key=f"grade-{job.assignment}-{job.student}-{i}"): job
