@@ -101,10 +101,11 @@ class Sandbox:
                 args += ["--ro-bind", str(target), str(target)]
         for path in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/fonts", "/etc/localtime"):
             args += ["--ro-bind-try", path, path]
+        # The private /tmp first: a course checked out under /tmp (a CI clone) is bound on top of it.
+        args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         for path in self.readonly:
             args += ["--ro-bind", str(path), str(path)]
-        args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", str(scratch), str(scratch),
-                 "--remount-ro", "/", "--chdir", str(scratch), "--clearenv"]
+        args += ["--bind", str(scratch), str(scratch), "--remount-ro", "/", "--chdir", str(scratch), "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
         return args
