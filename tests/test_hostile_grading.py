@@ -138,6 +138,11 @@ def hostile_set(course: Path) -> dict[str, dict]:
         "sleeper": dict(notebook=notebook(after={"test_lengths_to_mask": ["import time\ntime.sleep(100)\n"] * 6}),
                         score=sum(POINTS[g] for g in ("dot_scores", "bilinear_scores", "additive_scores", "lengths_to_mask")),
                         message="the whole notebook may take"),
+        # slow cells, then a crash: the new kernel's replay of what came before runs into the notebook's budget
+        "slow_replay": dict(notebook=notebook(after={"test_bilinear_scores": ["import time\ntime.sleep(18)\n"] * 2
+                                                     + ["import os\nos._exit(1)\n"]}),
+                            score=POINTS["dot_scores"] + POINTS["bilinear_scores"],
+                            message="the whole notebook may take"),
         # cells tampered with
         "edited_tests": dict(notebook=notebook(answers={g: blank_answer(g) for g in POINTS},
                                                tests={f"test_{g}": "pass\n" for g in POINTS}),

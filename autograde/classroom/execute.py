@@ -221,8 +221,12 @@ class _Runner:
                     break
                 await self._start(replay, deadline)
         except (CellTimeoutError, DeadKernelError) as error:  # while replaying or installing the guard
-            self.problems.append(f"the notebook could not be run to the end ({error})")
-            self._not_run([i for i in code[position:] if not cells[i].get("outputs")], "the kernel could not be restarted")
+            if deadline - time.monotonic() < 1:  # the replay ran into the notebook's time budget
+                why = f"the whole notebook may take {self.limits.notebook_seconds:.0f} s"
+            else:
+                why = "the kernel could not be restarted"
+                self.problems.append(f"the notebook could not be run to the end ({error})")
+            self._not_run([i for i in code[position:] if not cells[i].get("outputs")], why)
         finally:
             await self._stop()
         if self.repaired:

@@ -4,25 +4,33 @@ Only the process that collects the results writes (nbgrader's SQLite gradebook t
 time; PostgreSQL would take several, but one writer keeps both the same). The steps are those of
 ``nbgrader autograde`` after execution (``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``) and of
 ``nbgrader generate_feedback`` (``GetGrades``, ``ClearHiddenTests``, the ``feedback`` template), run in this
-process instead of a new ``nbgrader`` process per student. Before the page is written, every line of a
-hidden test that appears in an output (printed by the learner's code, say) is replaced by a notice.
+process instead of a new ``nbgrader`` process per student; registering an assignment
+(``GenerateAssignment``) and exporting ``grades.csv`` (``CsvExportPlugin``) run here too. Before the page is
+written, every line of a hidden test that appears in an output (printed by the learner's code, say) is
+replaced by a notice.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from jupyter_core.paths import jupyter_config_dir
-from nbconvert.exporters import HTMLExporter
+from nbconvert.exporters import HTMLExporter, TemplateExporter
+from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters import GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
+from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import AssignLatePenalties, ClearHiddenTests, GetGrades, LimitOutput, SaveAutoGrades
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
@@ -31,6 +39,7 @@ from traitlets.config.loader import PyFileConfigLoader
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
 REDACTED = "[a line of a hidden test was removed from this output]"
 MANIFEST = ".classroom.json"  # beside the autograded notebook: what was graded, for incremental runs
+IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\balt=)", re.I)
 
 
 def load_course(course_dir: Path, db_url: str | None = None) -> tuple[Config, CourseDirectory]:
@@ -99,6 +108,23 @@ def warnings_are_not_failures(nb: nbformat.NotebookNode) -> int:
     return changed
 
 
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's HTML exporter without its closing pass, which parses the finished page again with
+    BeautifulSoup only to add alt text to images and tab stops to JupyterLab cells (the feedback template
+    has none): that pass cost more than half of each page. Images without alt text get it here."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        info = nb.metadata.get("language_info", {})
+        lexer = info.get("pygments_lexer", info.get("name"))
+        self.register_filter("highlight_code", self.filters.get("highlight_code",
+                                                                Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        resources = self._init_resources(resources)
+        self.register_filter("filter_data_type", WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata,
+                                                                       parent=self, resources=resources))
+        html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        return IMG_WITHOUT_ALT.sub('<img alt="a figure drawn by this notebook"', html), resources
+
+
 @dataclass
 class Recorded:
     score: float
@@ -110,10 +136,11 @@ class Recorder:
     """Writes results for one course: ``autograded/``, the gradebook, ``feedback/``."""
 
     def __init__(self, course_dir: Path, db_url: str | None = None):
+        _put_on_path(Path(sys.executable).parent)  # nbgrader runs `alembic` when it creates a gradebook
         self.config, self.coursedir = load_course(course_dir, db_url)
         self.course_dir = Path(course_dir)
         self.db_url = self.coursedir.db_url
-        self.exporter = HTMLExporter(config=self.config, template_name="feedback",
+        self.exporter = FeedbackExporter(config=self.config, template_name="feedback",
                                      extra_template_basedirs=[_nbgrader_path("server_extensions", "formgrader", "templates")],
                                      extra_template_paths=[_nbgrader_path("server_extensions", "formgrader", "static",
                                                                           "node_modules", "bootstrap", "dist", "css")])
@@ -121,6 +148,20 @@ class Recorder:
                                 AssignLatePenalties(config=self.config)]
         self.feedback_steps = [GetGrades(config=self.config), CSSHTMLHeaderPreprocessor(config=self.config),
                                ClearHiddenTests(config=self.config)]
+
+    def register(self, assignment: str) -> str | None:
+        """``nbgrader generate_assignment --force``: the assignment and its test cells in the gradebook,
+        ``release/`` rewritten. None when it worked, else what went wrong (nbgrader's log)."""
+        with utils.temp_attrs(self.coursedir, assignment_id=assignment):
+            step = GenerateAssignment(coursedir=self.coursedir, config=self.config)
+            step.force, step.create_assignment = True, True
+            done = utils.capture_log(step)
+        return None if done["success"] else f"{done.get('log', '')}{done.get('error', '')}"
+
+    def export(self, path: Path) -> None:
+        """``nbgrader export``: every grade of the gradebook into a CSV file."""
+        with Gradebook(self.db_url, self.coursedir.course_id) as gb:
+            CsvExportPlugin(config=self.config, to=str(path)).export(gb)
 
     def folder(self, kind: str, student: str, assignment: str) -> Path:
         return self.course_dir / kind / student / assignment
@@ -190,6 +231,13 @@ class Recorder:
             {"fingerprint": fingerprint, "score": recorded.score, "max_score": recorded.max_score,
              "problems": problems, "seconds": round(seconds, 2), "passed": passed}, indent=1))
         return recorded
+
+
+def _put_on_path(folder: Path) -> None:
+    """Make the programs of this Python environment findable by the subprocesses nbgrader starts."""
+    paths = os.environ.get("PATH", "").split(os.pathsep)
+    if str(folder) not in paths:
+        os.environ["PATH"] = os.pathsep.join([str(folder), *filter(None, paths)])
 
 
 def _nbgrader_path(*parts: str) -> str:

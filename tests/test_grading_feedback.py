@@ -1,0 +1,75 @@
+"""The grader's bookkeeping without a kernel: registering an assignment and exporting grades in-process
+(nbgrader's own converter and export plugin), and the feedback page (nbgrader's template, hidden tests
+redacted, images with alt text)."""
+from __future__ import annotations
+
+import base64
+import csv
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+A = "ch02_score_align_fuse"
+sys.path.insert(0, str(ROOT / "autograde"))
+from classroom.gradebook import REDACTED, Recorder, hidden_lines  # noqa: E402
+
+# a 1x1 PNG
+PIXEL = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5dd4f9c0000000049454e44ae426082")).decode()
+
+
+def course(tmp_path: Path) -> Path:
+    root = tmp_path / "course"
+    root.mkdir()
+    shutil.copy(ROOT / "autograde" / "nbgrader_config.py", root)
+    shutil.copytree(ROOT / "autograde" / "source" / A, root / "source" / A)
+    return root
+
+
+def test_registering_writes_the_release_and_a_fresh_gradebook(tmp_path):
+    root = course(tmp_path)
+    recorder = Recorder(root)
+    assert recorder.register(A) is None
+    released = nbformat.read(root / "release" / A / f"{A}.ipynb", as_version=4)
+    assert not any("### BEGIN HIDDEN TESTS" in c.source for c in released.cells)
+    assert "BEGIN SOLUTION" not in "".join(c.source for c in released.cells)
+    assert (root / "gradebook.db").is_file()
+    assert recorder.register("no_such_assignment") is not None  # nbgrader's failure comes back as text
+
+
+def test_a_recorded_submission_is_exported_and_its_page_hides_the_hidden_tests(tmp_path):
+    root = course(tmp_path)
+    recorder = Recorder(root)
+    assert recorder.register(A) is None
+    source = nbformat.read(root / "source" / A / f"{A}.ipynb", as_version=4)
+    secret = hidden_lines(source)
+    assert secret, "the assignment has hidden tests"
+    nb = nbformat.read(root / "release" / A / f"{A}.ipynb", as_version=4)
+    # the learner printed a hidden line and drew a figure
+    nb.cells[0] = nbformat.v4.new_code_cell("print(...)", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=f"leak: {secret[0]}\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": PIXEL, "text/plain": "<Figure>"})])
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    for cell in tests[1:]:  # every test but the first failed
+        cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[])]
+    (root / "submitted" / "ada" / A).mkdir(parents=True)
+    recorded = recorder.record("ada", A, nb, ["a note"], secret, "fingerprint", 1.0)
+    first = tests[0].metadata.nbgrader
+    assert recorded.score == first["points"] < recorded.max_score
+    assert recorded.passed == {c.metadata.nbgrader["grade_id"]: c is tests[0] for c in tests}
+
+    page = (root / "feedback" / "ada" / A / f"{A}.html").read_text()
+    assert secret[0] not in page and REDACTED in page
+    assert "Notes from the grader" in page and "a note" in page
+    images = re.findall(r"<img\b[^>]*>", page)
+    assert images and all("alt=" in tag for tag in images), images
+
+    recorder.export(root / "grades.csv")
+    rows = list(csv.DictReader((root / "grades.csv").open()))
+    assert [(r["student_id"], float(r["score"]), float(r["max_score"])) for r in rows] == \
+        [("ada", recorded.score, recorded.max_score)]
