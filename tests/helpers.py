@@ -30,3 +30,18 @@ def build_book(out: Path) -> Path:
     )
     assert done.returncode == 0, f"the book does not build cleanly with -W:\n{done.stdout[-6000:]}{done.stderr[-4000:]}"
     return out / "_build" / "html"
+
+
+def sandbox_problem() -> str | None:
+    """Why the grading sandbox cannot start on this machine, or None when it can.
+
+    Grading refuses to run submissions unsandboxed, so the grading tests fail (not skip) with this reason:
+    a CI machine without user namespaces must not pass them silently."""
+    sys.path.insert(0, str(ROOT / "autograde"))
+    from classroom.sandbox import Sandbox, SandboxUnavailable
+
+    try:
+        Sandbox().check(Path("/tmp/sandbox-check"))
+    except SandboxUnavailable as error:
+        return str(error)
+    return None

@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers import sandbox_problem
 from postgres_server import LocalPostgres, binaries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,11 +20,7 @@ A = "ch02_score_align_fuse"
 sys.path.insert(0, str(ROOT / "autograde"))
 from classroom.sandbox import Limits, Sandbox, SandboxUnavailable  # noqa: E402
 
-try:
-    Sandbox().check(Path("/tmp/sandbox-check"))
-    SANDBOX = None
-except SandboxUnavailable as error:
-    SANDBOX = str(error)
+SANDBOX = sandbox_problem()
 
 
 def needs_sandbox(test):

@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers import sandbox_problem
+
 ROOT = Path(__file__).resolve().parents[1]
 A = "ch02_score_align_fuse"
 SOURCE = ROOT / "autograde" / "source" / A / f"{A}.ipynb"
@@ -27,14 +29,7 @@ POINTS = {"dot_scores": 2, "bilinear_scores": 2, "additive_scores": 3, "lengths_
 FULL = sum(POINTS.values())
 LIMITS = ["--cell-timeout", "20", "--notebook-timeout", "60", "--memory", "3"]
 
-sys.path.insert(0, str(ROOT / "autograde"))
-from classroom.sandbox import Sandbox, SandboxUnavailable  # noqa: E402
-
-try:
-    Sandbox().check(Path("/tmp/sandbox-check"))
-    SANDBOX = None
-except SandboxUnavailable as error:  # reported by the fixture below
-    SANDBOX = str(error)
+SANDBOX = sandbox_problem()  # reported by the fixture below
 
 
 def notebook(answers: dict | None = None, after: dict | None = None, drop: set = frozenset(),
