@@ -155,12 +155,13 @@ def test_loading_is_deterministic_and_the_seed_matters():
 
 
 @needs_corpus
-def test_the_hierarchical_models_take_the_mail(one_thread):
+def test_the_hierarchical_models_take_the_mail(device, one_thread):
     data = load_mail(per_class=20, max_sentences=4, max_words=6)
     config = HANConfig(vocab_size=len(data.vocab), num_classes=2, embed_dim=4, hidden_size=3, attention_size=5)
-    batch = next(data.train.batches(8, seed=0))
+    batch = next(data.train.to(device).batches(8, seed=0))
+    assert batch.words.device.type == device.type
     for model in (HierarchicalAttentionNetwork(config), FlatAttentionNetwork(config)):
-        loss, extras = document_loss(model, batch)
+        loss, extras = document_loss(model.to(device), batch)
         assert loss.dim() == 0 and torch.isfinite(loss) and extras["size"] == 8
 
 
