@@ -20,6 +20,7 @@ from solutions.taxonomy import (GLIMPSE_TASK, MODES, FullImageClassifier, Glimps
                                 grid_window_mask, hard_weights, local_weights, patch_centres, pixels_seen,
                                 reinforce_terms, soft_weights, train_glimpses)
 from solutions.train import count_parameters
+from solutions.vision import ConvNet, ConvNetConfig
 from test_attention_core import PACKAGE, _SoftmaxCallers
 
 
@@ -270,12 +271,15 @@ def test_the_models_have_similar_sizes():
     assert abs(glimpse - full) < 0.1 * full, (glimpse, full)
 
 
-@pytest.mark.parametrize("mode", MODES + ("full",))
+@pytest.mark.parametrize("mode", MODES + ("full", "convnet"))
 def test_training_through_fit(device, one_thread, mode):
     torch.manual_seed(0)
     kw = dict(canvas=16, digit_size=8, clutter=1, fragment=3, device=device)
     pool = [glimpse_canvases(torch.arange(64), seed=e, **kw) for e in range(2)]
-    model = (FullImageClassifier(canvas=16) if mode == "full" else GlimpseClassifier(GlimpseConfig.tiny())).to(device)
+    builds = {"full": lambda: FullImageClassifier(canvas=16), "convnet": lambda: ConvNet(ConvNetConfig.tiny())}
+    model = builds.get(mode, lambda: GlimpseClassifier(GlimpseConfig.tiny()))().to(device)
+    if mode == "convnet":  # a model that returns (logits, extras) trains and tests as "full"
+        mode = "full"
     trained = {n: p for n, p in model.named_parameters() if not (mode == "soft" and n.startswith("value."))}
     before = {n: p.detach().clone() for n, p in trained.items()}
     record = train_glimpses(model, pool, mode, seed=0, batch_size=16)

@@ -327,14 +327,16 @@ def reinforce_terms(log_prob: torch.Tensor, reward: torch.Tensor,
 def glimpse_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], mode: str = "soft"):
     """The loss of one batch (images, labels) for :func:`~solutions.train.fit`, with extras to report.
 
-    ``mode="full"`` for a :class:`FullImageClassifier` (cross-entropy). For a :class:`GlimpseClassifier`:
+    ``mode="full"`` for a model without attention, such as a :class:`FullImageClassifier` or the course's
+    :class:`~solutions.vision.ConvNet` (cross-entropy; of a tuple output, the first item is the logits).
+    For a :class:`GlimpseClassifier`:
     soft — cross-entropy, by backprop through the weights; hard and local — cross-entropy for the glimpse
     network (and, for local, the weights inside the window) plus :func:`reinforce_terms` for the location
     policy, with reward 1 for a right class and 0 otherwise (Mnih et al.).
     """
     images, labels = batch
     if mode == "full":
-        logits = model(images)
+        logits = _logits(model(images))
         return F.cross_entropy(logits, labels), {"accuracy": _hits(logits, labels).mean().item(), "size": len(labels)}
     out = model(images, mode)
     loss = F.cross_entropy(out.logits, labels)
@@ -372,13 +374,17 @@ def train_glimpses(model: nn.Module, pool: list[DigitCanvases], mode: str, *, se
 def glimpse_accuracy(model: nn.Module, data: DigitCanvases, mode: str) -> tuple[float, float]:
     """Test accuracy and mean pixels read, the hard centres at their most likely location.
 
-    ``mode="full"`` for a :class:`FullImageClassifier` (it reads all S² pixels)."""
+    ``mode="full"`` for a model without attention (it reads all S² pixels), as in :func:`glimpse_loss`."""
     with evaluating(model):
         if mode == "full":
-            logits = model(data.images)
+            logits = _logits(model(data.images))
             return _hits(logits, data.labels).mean().item(), float(data.images.shape[-1] ** 2)
         out = model(data.images, mode, sample=False)
         return _hits(out.logits, data.labels).mean().item(), model.pixels_read(out.weights).float().mean().item()
+
+
+def _logits(output) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output  # (B, C)
 
 
 def _hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
