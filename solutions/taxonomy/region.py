@@ -10,7 +10,7 @@ retina), turns the scores into a weight vector α over the locations, forms the 
 of the patches' features, and classifies the glimpse:
 
     e = score(q(x̄), k_j(x̄)),  j = 1..K          scores of the locations ("logits over locations")
-    α = softmax(e)                               soft:  Xu et al. 2015 eq. (5)-(6), z = Σ_j α_j a_j (eq. 13)
+    α = softmax(e)                               soft:  Xu et al. 2015 eq. (5)-(6), z = Σ_j α_j a_j (Section 4.2)
     α = onehot(ℓ),  ℓ ~ Categorical(softmax(e))  hard:  Xu et al. 2015 eq. (8)-(9); Mnih et al.'s location policy
     α = softmax over {j : |j − ℓ| ≤ W} of e      local: a hard centre ℓ, soft weights in a window around it
                                                         (Luong et al. 2015 Section 3.2, on a 2-D grid)
@@ -253,7 +253,7 @@ class GlimpseClassifier(nn.Module):
 
     # ---- what
     def glimpse(self, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The glimpse z = Σ_j α_j a_j, a_j the features of patch j (Xu et al. 2015, eq. 13 for soft α):
+        """The glimpse z = Σ_j α_j a_j, a_j the features of patch j (Xu et al. 2015, Section 4.2, for soft α):
         images (B, 1, S, S), weights (B, K) → z (B, N).
 
         For simplicity every patch's features are computed; z depends only on the patches whose weight is
