@@ -8,9 +8,10 @@
     ``sys.modules``, a reloaded module or a copied code object. A profile hook (:func:`sys.setprofile`) sees
     every Python frame that starts while the answer runs, and each frame's code names its source file;
   - called a torch function that the task forbids (:data:`FORBIDDEN`: the softmax, the log-sum-exp,
-    concatenation, PyTorch's fused attention), seen both where Python calls it (a ``TorchFunctionMode``:
-    ``torch.softmax``, ``Tensor.softmax``, ``F.softmax``, ``torch.special.softmax``) and where it reaches the
-    dispatcher (a ``TorchDispatchMode``: ``aten::_softmax``, also when another function decomposes into it);
+    concatenation, PyTorch's LayerNorm, PyTorch's fused attention), seen both where Python calls it (a
+    ``TorchFunctionMode``: ``torch.softmax``, ``Tensor.softmax``, ``F.softmax``, ``torch.special.softmax``)
+    and where it reaches the dispatcher (a ``TorchDispatchMode``: ``aten::_softmax``, also when another
+    function decomposes into it);
   - asked a :func:`one_pass` stream for its next item before it had used the previous one (it stored the
     stream to go over it twice);
 
@@ -53,6 +54,8 @@ FORBIDDEN: dict[str, tuple[str, frozenset[str]]] = {
     "cat": ("concatenation (torch.cat, torch.concat, torch.stack, hstack, vstack)", frozenset({
         "cat", "concat", "concatenate", "stack", "_stack", "hstack", "vstack", "dstack", "column_stack",
         "row_stack"})),
+    "layer_norm": ("PyTorch's LayerNorm (F.layer_norm, nn.LayerNorm, torch.layer_norm)", frozenset({
+        "layer_norm", "native_layer_norm"})),
     "scaled_dot_product_attention": ("PyTorch's fused attention (F.scaled_dot_product_attention)", frozenset({
         "scaled_dot_product_attention", "flex_attention", "multi_head_attention_forward",
         "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention",

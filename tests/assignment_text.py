@@ -25,13 +25,16 @@ def normalise(text: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def secret_snippets(nb: nbformat.NotebookNode, window: int = 3) -> set[str]:
+def secret_snippets(nb: nbformat.NotebookNode, window: int = 3,
+                    kinds: tuple[str, ...] = ("solution", "hidden")) -> set[str]:
     """Every run of ``window`` consecutive lines of a solution region or hidden test (normalised), or the
     whole region when it is shorter. A leak of a solution or of hidden tests shows such a run; a single
-    common line (an import, ``with torch.no_grad():``) that a chapter happens to share does not."""
+    common line (an import, ``with torch.no_grad():``) that a chapter happens to share does not.
+    ``kinds`` chooses the regions: ``"solution"``, ``"hidden"`` or both."""
+    patterns = [pattern for kind, pattern in (("solution", SOLUTION), ("hidden", HIDDEN)) if kind in kinds]
     snippets = set()
     for cell in nb.cells:
-        for region in SOLUTION.findall(cell.source) + HIDDEN.findall(cell.source):
+        for region in [region for pattern in patterns for region in pattern.findall(cell.source)]:
             lines = normalise(region).splitlines()
             if 0 < len(lines) < window:
                 snippets.add("\n".join(lines))

@@ -60,12 +60,16 @@ def test_chapter_has_equations_figures_tables_and_citations(html, chapter):
 
 
 def exercise_secrets() -> set[str]:
-    """Runs of lines from the solution regions and hidden tests that the published reference code lacks."""
+    """Runs of lines from the solution regions of every assignment, and from the hidden tests where the
+    published reference code lacks them. A solution region counts even when it reads like the reference
+    code: a page that prints it (a fold-out including that code) gives the answer away."""
     public = normalise("\n".join(p.read_text() for p in (ROOT / "solutions").rglob("*.py")))
     secrets: set[str] = set()
     for source in (ROOT / "autograde" / "source").glob("*/*.ipynb"):
-        secrets |= secret_snippets(nbformat.read(source, as_version=4))
-    return {snippet for snippet in secrets if snippet not in public}
+        nb = nbformat.read(source, as_version=4)
+        secrets |= secret_snippets(nb, kinds=("solution",))
+        secrets |= {snippet for snippet in secret_snippets(nb, kinds=("hidden",)) if snippet not in public}
+    return secrets
 
 
 def leaked(path: Path, secrets: set[str]) -> list[str]:
@@ -89,6 +93,8 @@ def test_the_leak_check_tells_instructor_from_student_notebooks(tmp_path):
             cell.source = cell.source.replace("### BEGIN SOLUTION", "").replace("### BEGIN HIDDEN TESTS", "")
         nbformat.write(nb, tmp_path / source.name)
         assert leaked(tmp_path / source.name, secrets), f"{source.name}: the check misses its solutions"
+        solutions = secret_snippets(nbformat.read(source, as_version=4), kinds=("solution",))
+        assert solutions and solutions <= secrets, f"{source.name}: every answer's solution region is checked"
         assert not leaked(ROOT / "book" / "exercises" / source.name, secrets)
 
 

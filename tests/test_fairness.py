@@ -103,25 +103,34 @@ def test_fairness_set_is_well_formed(assignment):
     assert {"reference", "right"} <= {v["kind"] for v in variants}, "the set has reference-calling and right answers"
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> dict[str, Path]:
-    """{assignment: the course folder}, every variant of every fairness set autograded, with feedback."""
-    courses = {}
-    for assignment in WITH_SETS:
-        course = tmp_path_factory.mktemp(f"fair_{assignment}")
+class GradedCourses(dict):
+    """{assignment: the course folder}, every variant of the assignment's fairness set autograded, with
+    feedback. An assignment is graded when a test first asks for it, so that ``-k <assignment>`` grades
+    that assignment alone."""
+
+    def __init__(self, tmp_path_factory):
+        super().__init__()
+        self.tmp_path_factory = tmp_path_factory
+
+    def __missing__(self, assignment: str) -> Path:
+        course = self.tmp_path_factory.mktemp(f"fair_{assignment}")
         shutil.copy(ROOT / "autograde" / "nbgrader_config.py", course)
         shutil.copytree(SOURCE / assignment, course / "source" / assignment)
-        for args in (("generate_assignment", assignment, "--force"),):
-            done = run_nbgrader(course, *args)
-            assert done.returncode == 0, done.stdout + done.stderr
+        done = run_nbgrader(course, "generate_assignment", assignment, "--force")
+        assert done.returncode == 0, done.stdout + done.stderr
         for variant in fairness_set(assignment):
             submit(course, variant["name"], assignment, variant_notebook(assignment, variant))
         for args in (("autograde", assignment, "--force"), ("generate_feedback", assignment, "--force")):
             done = run_nbgrader(course, *args)
             assert done.returncode == 0, done.stdout + done.stderr
-        courses[assignment] = course
+        self[assignment] = course
         print(summary(course, assignment))  # shown with pytest -s
-    return courses
+        return course
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> GradedCourses:
+    return GradedCourses(tmp_path_factory)
 
 
 def summary(course: Path, assignment: str) -> str:

@@ -138,6 +138,8 @@ FORBIDDEN_SPELLINGS = {
                   lambda x: torch.special.logsumexp(x, -1), lambda x: x.logcumsumexp(-1)[..., -1]],
     "cat": [lambda x: torch.cat([x, x]), lambda x: torch.concatenate([x, x]), lambda x: torch.stack([x, x]),
             lambda x: torch.hstack([x, x]), lambda x: torch.ops.aten.cat([x, x])],
+    "layer_norm": [lambda x: F.layer_norm(x, x.shape[-1:]), lambda x: torch.nn.LayerNorm(x.shape[-1])(x),
+                   lambda x: torch.layer_norm(x, x.shape[-1:])],
     "scaled_dot_product_attention": [lambda x: F.scaled_dot_product_attention(x[None], x[None], x[None])],
 }
 CASES = [(family, i) for family, spellings in FORBIDDEN_SPELLINGS.items() for i in range(len(spellings))]

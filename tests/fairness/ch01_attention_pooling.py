@@ -10,24 +10,83 @@ is a part of the message that the failing test shows the learner.
 
 VARIANTS = [
     # ------------------------------------------------------------------ exercise 1: exp divided by a sum of exp
-    dict(name="gaussian_exp_over_sum", kind="wrong", loses="gaussian_attention_weights", message="far from the query",
-         answers={"gaussian_attention_weights": '''
-def gaussian_attention_weights(queries, keys, sigma):
-    kernel = torch.exp(-(queries.unsqueeze(-1) - keys.unsqueeze(-2)) ** 2 / (2 * sigma**2))
-    return kernel / kernel.sum(-1, keepdim=True)  # 0/0 when every key is far away
+    dict(name="gaussian_exp_over_sum", kind="wrong", loses="kernel_attention_weights", message="far from the query",
+         answers={"kernel_attention_weights": '''
+def kernel_attention_weights(queries, keys, sigma, kernel="gaussian"):
+    u = (queries.unsqueeze(-1) - keys.unsqueeze(-2)) / sigma
+    if kernel == "gaussian":
+        k = torch.exp(-u**2 / 2)
+        return k / k.sum(-1, keepdim=True)  # 0/0 when every key is far away
+    if kernel == "boxcar":
+        k = (u.abs() <= 1).to(u.dtype)
+    elif kernel == "epanechnikov":
+        k = (1 - u**2).clamp(min=0)
+    else:
+        raise ValueError(kernel)
+    total = k.sum(-1, keepdim=True)
+    return k / torch.where(total > 0, total, torch.ones_like(total))
 '''}),
-    dict(name="gaussian_without_the_two", kind="wrong", loses="gaussian_attention_weights", message="2 sigma^2",
-         answers={"gaussian_attention_weights": '''
-def gaussian_attention_weights(queries, keys, sigma):
-    return torch.softmax(-(queries.unsqueeze(-1) - keys.unsqueeze(-2)) ** 2 / sigma**2, dim=-1)  # the 2 is missing
+    dict(name="gaussian_without_the_two", kind="wrong", loses="kernel_attention_weights", message="2 sigma^2",
+         answers={"kernel_attention_weights": '''
+def kernel_attention_weights(queries, keys, sigma, kernel="gaussian"):
+    u = (queries.unsqueeze(-1) - keys.unsqueeze(-2)) / sigma
+    if kernel == "gaussian":
+        return torch.softmax(-u**2, dim=-1)  # the 2 is missing
+    if kernel == "boxcar":
+        k = (u.abs() <= 1).to(u.dtype)
+    elif kernel == "epanechnikov":
+        k = (1 - u**2).clamp(min=0)
+    else:
+        raise ValueError(kernel)
+    total = k.sum(-1, keepdim=True)
+    return k / torch.where(total > 0, total, torch.ones_like(total))
 '''}),
-    dict(name="gaussian_calls_the_reference", kind="reference", loses="gaussian_attention_weights",
-         message="reference implementation", answers={"gaussian_attention_weights": '''
+    dict(name="boxcar_strict_window", kind="wrong", loses="kernel_attention_weights", message="distance exactly 1",
+         answers={"kernel_attention_weights": '''
+def kernel_attention_weights(queries, keys, sigma, kernel="gaussian"):
+    u = (queries.unsqueeze(-1) - keys.unsqueeze(-2)) / sigma
+    if kernel == "gaussian":
+        return torch.softmax(-u**2 / 2, dim=-1)
+    if kernel == "boxcar":
+        k = (u.abs() < 1).to(u.dtype)  # < instead of <=
+    elif kernel == "epanechnikov":
+        k = (1 - u**2).clamp(min=0)
+    else:
+        raise ValueError(kernel)
+    total = k.sum(-1, keepdim=True)
+    return k / torch.where(total > 0, total, torch.ones_like(total))
+'''}),
+    dict(name="compact_kernels_divide_by_zero", kind="wrong", loses="kernel_attention_weights", message="not NaN",
+         answers={"kernel_attention_weights": '''
+def kernel_attention_weights(queries, keys, sigma, kernel="gaussian"):
+    u = (queries.unsqueeze(-1) - keys.unsqueeze(-2)) / sigma
+    if kernel == "gaussian":
+        return torch.softmax(-u**2 / 2, dim=-1)
+    if kernel == "boxcar":
+        k = (u.abs() <= 1).to(u.dtype)
+    elif kernel == "epanechnikov":
+        k = (1 - u**2).clamp(min=0)
+    else:
+        raise ValueError(kernel)
+    return k / k.sum(-1, keepdim=True)  # 0/0 for a query with no key in its window
+'''}),
+    dict(name="gaussian_calls_the_reference", kind="reference", loses="kernel_attention_weights",
+         message="reference implementation", answers={"kernel_attention_weights": '''
 import solutions.foundations.nadaraya_watson as nw
 
 
-def gaussian_attention_weights(queries, keys, sigma):
-    return nw.gaussian_kernel_weights(queries, keys, sigma)
+def kernel_attention_weights(queries, keys, sigma, kernel="gaussian"):
+    if kernel == "gaussian":
+        return nw.gaussian_kernel_weights(queries, keys, sigma)
+    u = (queries.unsqueeze(-1) - keys.unsqueeze(-2)) / sigma
+    if kernel == "boxcar":
+        k = (u.abs() <= 1).to(u.dtype)
+    elif kernel == "epanechnikov":
+        k = (1 - u**2).clamp(min=0)
+    else:
+        raise ValueError(kernel)
+    total = k.sum(-1, keepdim=True)
+    return k / torch.where(total > 0, total, torch.ones_like(total))
 '''}),
     # ------------------------------------------------------------------ exercise 2: unbatched matmul
     dict(name="pooling_plain_matmul", kind="wrong", loses="attention_pooling", message="a batch of 4",
@@ -65,7 +124,7 @@ class LearnableGaussianPooling(nn.Module):
         return self.log_sigma.exp()
 
     def forward(self, queries, keys, values, leave_one_out=False):
-        weights = gaussian_attention_weights(queries, keys, self.sigma)  # leave_one_out is never used
+        weights = kernel_attention_weights(queries, keys, self.sigma)  # leave_one_out is never used
         return attention_pooling(weights, values), weights
 '''}),
     dict(name="layer_wraps_the_reference", kind="reference", loses="learnable_gaussian_pooling",
@@ -105,11 +164,20 @@ def train_bandwidth(layer, x, y, epochs=50, lr=0.5):
 '''}),
     # ------------------------------------------------------------------ right, written differently
     dict(name="einsum_and_stable_exp", kind="right", answers={
-        "gaussian_attention_weights": '''
-def gaussian_attention_weights(queries, keys, sigma):
-    logits = -0.5 * ((queries[..., :, None] - keys[..., None, :]) / sigma) ** 2
-    e = torch.exp(logits - logits.amax(-1, keepdim=True))
-    return e / e.sum(-1, keepdim=True)
+        "kernel_attention_weights": '''
+def kernel_attention_weights(queries, keys, sigma, kernel="gaussian"):
+    u = (queries[..., :, None] - keys[..., None, :]) / sigma
+    if kernel == "gaussian":
+        logits = -0.5 * u**2
+        e = torch.exp(logits - logits.amax(-1, keepdim=True))
+    elif kernel == "boxcar":
+        e = torch.where(u.abs() <= 1, torch.ones_like(u), torch.zeros_like(u))
+    elif kernel == "epanechnikov":
+        e = torch.relu(1 - u * u)
+    else:
+        raise ValueError(f"no kernel called {kernel}")
+    z = e.sum(-1, keepdim=True)
+    return torch.where(z > 0, e / z.clamp_min(torch.finfo(e.dtype).tiny), torch.zeros_like(e))
 ''',
         "attention_pooling": '''
 def attention_pooling(weights, values):
@@ -138,11 +206,19 @@ def train_bandwidth(layer, x, y, epochs=50, lr=0.5):
     return history
 '''}),
     dict(name="float64_inside", kind="right", answers={
-        "gaussian_attention_weights": '''
-def gaussian_attention_weights(queries, keys, sigma):
+        "kernel_attention_weights": '''
+KERNELS = {"gaussian": None, "boxcar": lambda u: (u.abs() <= 1).double(), "epanechnikov": lambda u: (1 - u * u).clamp(min=0)}
+
+
+def kernel_attention_weights(queries, keys, sigma, kernel="gaussian"):
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {kernel!r}")
     sigma = torch.as_tensor(sigma, dtype=torch.float64, device=queries.device)
     d = queries.double().unsqueeze(-1) - keys.double().unsqueeze(-2)
-    return torch.softmax(-d * d / (2 * sigma * sigma), dim=-1).to(queries.dtype)
+    if kernel == "gaussian":
+        return torch.softmax(-d * d / (2 * sigma * sigma), dim=-1).to(queries.dtype)
+    k = KERNELS[kernel](d / sigma)
+    return torch.nan_to_num(k / k.sum(-1, keepdim=True)).to(queries.dtype)
 ''',
         "attention_pooling": '''
 def attention_pooling(weights, values):
@@ -170,7 +246,7 @@ class LearnableGaussianPooling(nn.Module):
 
     def forward(self, queries, keys, values, leave_one_out=False):
         sigma = self.sigma
-        weights = leave_one_out_weights(keys, sigma) if leave_one_out else gaussian_attention_weights(queries, keys, sigma)
+        weights = leave_one_out_weights(keys, sigma) if leave_one_out else kernel_attention_weights(queries, keys, sigma)
         return attention_pooling(weights, values), weights
 '''}),
 ]

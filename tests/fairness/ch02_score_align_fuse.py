@@ -32,6 +32,14 @@ def additive_scores(query, keys, W_q, W_k, v):
     k = (keys @ W_k.T).unsqueeze(-2)  # (..., Tk, 1, h): the pairs come out (Tk, Tq)
     return torch.tanh(q + k) @ v
 '''}),
+    # right values, but a Python loop over the keys: the task says "without a Python loop"
+    dict(name="additive_loop_over_keys", kind="wrong", loses="additive_scores", message="without a Python loop",
+         answers={"additive_scores": '''
+def additive_scores(query, keys, W_q, W_k, v):
+    q = query @ W_q.T  # (..., Tq, h)
+    columns = [torch.tanh(q + keys[..., j:j + 1, :] @ W_k.T) @ v for j in range(keys.shape[-2])]  # one key at a time
+    return torch.stack(columns, dim=-1)  # (..., Tq, Tk)
+'''}),
     # ------------------------------------------------------------------ exercise 4: off by one
     dict(name="lengths_off_by_one", kind="wrong", loses="lengths_to_mask", message="keys 0..length-1 are kept",
          answers={"lengths_to_mask": '''

@@ -15,12 +15,21 @@ def general_scores(h, keys, W_a):
     return torch.stack([keys[b] @ (W_a.T @ h[b]) for b in range(h.shape[0])])  # one batch element at a time
 '''}),
     # ------------------------------------------------------------------ exercise 2: M positions refused
-    dict(name="location_scores_off_by_one", kind="wrong", loses="location_scores", message="are allowed",
-         answers={"location_scores": '''
-def location_scores(h, W_a, num_positions):
+    dict(name="location_weights_off_by_one", kind="wrong", loses="location_weights", message="are allowed",
+         answers={"location_weights": '''
+def location_weights(h, W_a, src_lens, num_positions):
     if num_positions >= W_a.shape[0]:  # M positions are allowed
         raise ValueError(f"W_a has {W_a.shape[0]} rows")
-    return h @ W_a[:num_positions].T
+    valid = torch.arange(num_positions, device=h.device)[None, :] < src_lens[:, None]
+    return masked_softmax(h @ W_a[:num_positions].T, valid[:, None, :])
+'''}),
+    # the chapter's scores, softmaxed over the padded width: padding gets weight
+    dict(name="location_weights_over_the_padding", kind="wrong", loses="location_weights", message="weight exactly 0",
+         answers={"location_weights": '''
+def location_weights(h, W_a, src_lens, num_positions):
+    if num_positions > W_a.shape[0]:
+        raise ValueError(f"W_a has {W_a.shape[0]} rows")
+    return torch.softmax(h @ W_a[:num_positions].T, dim=-1)  # src_lens ignored
 '''}),
     # ------------------------------------------------------------------ exercise 3: the padded length
     dict(name="position_with_the_longest_length", kind="wrong", loses="predicted_position", message="own length",
@@ -28,22 +37,43 @@ def location_scores(h, W_a, num_positions):
 def predicted_position(h, W_p, v_p, src_lens):
     return src_lens.max().to(h.dtype) * torch.sigmoid(torch.tanh(h @ W_p.T) @ v_p)  # every sentence as long as the longest
 '''}),
+    # the lengths broadcast along the steps: right only by chance, and wrong when T = B
+    dict(name="position_lengths_along_the_steps", kind="wrong", loses="predicted_position", message="not step b",
+         answers={"predicted_position": '''
+def predicted_position(h, W_p, v_p, src_lens):
+    p = torch.sigmoid(torch.tanh(h @ W_p.T) @ v_p)  # (B, T)
+    if p.shape[0] == p.shape[1]:
+        return p * src_lens.to(h.dtype)  # (B, T) * (B,): the lengths run along the steps
+    return p * src_lens.to(h.dtype)[:, None]
+'''}),
     # ------------------------------------------------------------------ exercise 4: the window's edges left out
     dict(name="local_p_strict_window", kind="wrong", loses="local_p_weights", message="distance exactly D",
          answers={"local_p_weights": '''
 def local_p_weights(scores, p, src_lens, D):
     s = torch.arange(scores.shape[-1], device=scores.device, dtype=scores.dtype)
-    offset = s[None, :] - p[:, None].to(scores.dtype)
-    allowed = (offset.abs() < D) & (s[None, :] < src_lens[:, None])  # < instead of <=
+    offset = s - p[..., None].to(scores.dtype)
+    allowed = (offset.abs() < D) & (s < src_lens[:, None, None])  # < instead of <=
     return masked_softmax(scores, allowed) * torch.exp(-offset**2 / (2 * (D / 2) ** 2))
 '''}),
     dict(name="local_p_sigma_equals_d", kind="wrong", loses="local_p_weights", message="sigma = D / 2",
          answers={"local_p_weights": '''
 def local_p_weights(scores, p, src_lens, D):
     s = torch.arange(scores.shape[-1], device=scores.device, dtype=scores.dtype)
-    offset = s[None, :] - p[:, None].to(scores.dtype)
-    allowed = (offset.abs() <= D) & (s[None, :] < src_lens[:, None])
+    offset = s - p[..., None].to(scores.dtype)
+    allowed = (offset.abs() <= D) & (s < src_lens[:, None, None])
     return masked_softmax(scores, allowed) * torch.exp(-offset**2 / (2 * D**2))  # sigma = D
+'''}),
+    # right values, one step at a time: the task asks for all the steps at once
+    dict(name="local_p_loop_over_steps", kind="wrong", loses="local_p_weights", message="without a Python loop",
+         answers={"local_p_weights": '''
+def local_p_weights(scores, p, src_lens, D):
+    s = torch.arange(scores.shape[-1], device=scores.device, dtype=scores.dtype)
+    rows = []
+    for t in range(scores.shape[1]):
+        offset = s[None, :] - p[:, t, None].to(scores.dtype)  # (B, S)
+        allowed = (offset.abs() <= D) & (s[None, :] < src_lens[:, None])
+        rows.append(masked_softmax(scores[:, t], allowed) * torch.exp(-offset**2 / (2 * (D / 2) ** 2)))
+    return torch.stack(rows, dim=1)
 '''}),
     dict(name="local_p_calls_the_reference", kind="reference", loses="local_p_weights", message="reference implementation",
          answers={"local_p_weights": '''
@@ -51,7 +81,9 @@ from solutions.history.luong import local_weights as my_local_weights
 
 
 def local_p_weights(scores, p, src_lens, D):
-    return my_local_weights(scores, p, src_lens, D, gaussian=True)
+    B, T, S = scores.shape
+    flat = my_local_weights(scores.reshape(B * T, S), p.reshape(-1), src_lens.repeat_interleave(T), D, gaussian=True)
+    return flat.view(B, T, S)
 '''}),
     # ------------------------------------------------------------------ exercise 5: attends with h_(t-1)
     dict(name="feeding_attends_with_previous_state", kind="wrong", loses="input_feeding_step", message="NEW state",
@@ -69,15 +101,17 @@ def input_feeding_step(prev_embedding, prev_attentional, hidden, keys, src_lens,
 def general_scores(h, keys, W_a):
     return torch.einsum("bn,nd,bsd->bs", h, W_a, keys)
 ''',
-        "location_scores": '''
-def location_scores(h, W_a, num_positions):
+        "location_weights": '''
+def location_weights(h, W_a, src_lens, num_positions):
     if num_positions > len(W_a):
         raise ValueError(f"{num_positions} positions but W_a has {len(W_a)} rows")
-    return torch.einsum("mn,bn->bm", W_a[:num_positions], h)
+    scores = torch.einsum("mn,btn->btm", W_a[:num_positions], h)
+    keep = torch.arange(num_positions, device=h.device).view(1, 1, -1) < src_lens.view(-1, 1, 1)
+    return masked_softmax(scores, keep)
 ''',
         "predicted_position": '''
 def predicted_position(h, W_p, v_p, src_lens):
-    return torch.einsum("p,bp->b", v_p, torch.tanh(torch.einsum("pn,bn->bp", W_p, h))).sigmoid() * src_lens
+    return torch.einsum("p,btp->bt", v_p, torch.tanh(torch.einsum("pn,btn->btp", W_p, h))).sigmoid() * src_lens.unsqueeze(-1)
 ''',
         "input_feeding_step": '''
 def input_feeding_step(prev_embedding, prev_attentional, hidden, keys, src_lens, cell, W_c):
@@ -97,15 +131,15 @@ def general_scores(h, keys, W_a):
 ''',
         "local_p_weights": '''
 def local_p_weights(scores, p, src_lens, D):
-    B, S = scores.shape
+    B, T, S = scores.shape
     s = torch.arange(S, device=scores.device, dtype=torch.float64)
-    dist = s - p.double().unsqueeze(1)
-    keep = (dist.abs() <= D) & (s < src_lens.unsqueeze(1))
+    dist = s - p.double().unsqueeze(-1)
+    keep = (dist.abs() <= D) & (s < src_lens.view(B, 1, 1))
     x = torch.where(keep, scores.double(), torch.tensor(-math.inf, dtype=torch.float64, device=scores.device))
-    top = x.max(dim=1, keepdim=True).values
+    top = x.max(dim=-1, keepdim=True).values
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     e = torch.exp(x - top)
-    z = e.sum(1, keepdim=True)
+    z = e.sum(-1, keepdim=True)
     align = e / torch.where(z > 0, z, torch.ones_like(z))
     sigma = D / 2
     return (align * torch.exp(-dist**2 / (2 * sigma**2))).to(scores.dtype)

@@ -75,25 +75,51 @@ def multi_head_attention(query, key, value, W_q, W_k, W_v, W_o, num_heads, mask=
     # ------------------------------------------------------------------ exercise 4: angles in float32
     dict(name="pe_angles_in_float32", kind="wrong", loses="positional_encoding", message="within 1e-10",
          answers={"positional_encoding": '''
-def positional_encoding(num_positions, d_model, dtype=torch.float32, device=None):
+def positional_encoding(positions, d_model, dtype=torch.float32):
     if d_model % 2:
         raise ValueError(f"d_model must be even, got {d_model}")
-    position = torch.arange(num_positions, dtype=torch.float32, device=device)[:, None]
-    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32, device=device) / d_model)
-    table = torch.zeros(num_positions, d_model, dtype=dtype, device=device)
-    table[:, 0::2] = torch.sin(position * frequency)  # float32 angles, converted afterwards
-    table[:, 1::2] = torch.cos(position * frequency)
+    position = positions.to(torch.float32)[..., None]
+    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32, device=positions.device) / d_model)
+    table = torch.zeros(*positions.shape, d_model, dtype=dtype, device=positions.device)
+    table[..., 0::2] = torch.sin(position * frequency)  # float32 angles, converted afterwards
+    table[..., 1::2] = torch.cos(position * frequency)
     return table
+'''}),
+    # the chapter's table of positions 0 .. P-1, whatever the positions given
+    dict(name="pe_ignores_the_position_values", kind="wrong", loses="positional_encoding", message="use the values of `positions`",
+         answers={"positional_encoding": '''
+def positional_encoding(positions, d_model, dtype=torch.float32):
+    if d_model % 2:
+        raise ValueError(f"d_model must be even, got {d_model}")
+    pos = torch.arange(positions.shape[-1] if positions.dim() else 1, dtype=torch.float64, device=positions.device)
+    angles = pos[:, None] / 10000.0 ** (torch.arange(0, d_model, 2, dtype=torch.float64, device=positions.device) / d_model)
+    table = torch.stack((angles.sin(), angles.cos()), -1).flatten(-2)  # rows 0, 1, 2, ...
+    return table.expand(*positions.shape, d_model).to(dtype)
 '''}),
     # ------------------------------------------------------------------ exercise 5: the triangle anchored bottom-right
     dict(name="causal_mask_bottom_right", kind="wrong", loses="causal_mask", message="the triangle starts top-left",
          answers={"causal_mask": '''
-def causal_mask(num_queries, num_keys=None, device=None):
+def causal_mask(num_queries, num_keys=None, window=None, device=None):
     if num_keys is None:
         num_keys = num_queries
+    if window is not None and window < 1:
+        raise ValueError("window must be >= 1")
     rows = torch.arange(num_queries, device=device)[:, None]
     cols = torch.arange(num_keys, device=device)[None, :]
-    return cols <= rows + (num_keys - num_queries)  # the last query sees every key
+    keep = cols <= rows + (num_keys - num_queries)  # the last query sees every key
+    return keep if window is None else keep & (rows - cols < window)
+'''}),
+    dict(name="causal_mask_window_one_too_wide", kind="wrong", loses="causal_mask", message="window = 2",
+         answers={"causal_mask": '''
+def causal_mask(num_queries, num_keys=None, window=None, device=None):
+    if num_keys is None:
+        num_keys = num_queries
+    if window is not None and window < 1:
+        raise ValueError("window must be >= 1")
+    rows = torch.arange(num_queries, device=device)[:, None]
+    cols = torch.arange(num_keys, device=device)[None, :]
+    keep = cols <= rows
+    return keep if window is None else keep & (rows - cols <= window)  # w + 1 keys
 '''}),
     # ------------------------------------------------------------------ right, written differently
     dict(name="einsum_by_hand_in_float64", kind="right", answers={
@@ -122,11 +148,11 @@ def multi_head_attention(query, key, value, W_q, W_k, W_v, W_o, num_heads, mask=
     return torch.einsum("bhtf,hfe->bte", mixed, W_o.reshape(num_heads, Dh, D)), weights
 ''',
         "positional_encoding": '''
-def positional_encoding(num_positions, d_model, dtype=torch.float32, device=None):
+def positional_encoding(positions, d_model, dtype=torch.float32):
     if d_model % 2:
         raise ValueError(f"d_model must be even, got {d_model}")
-    inverse = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64, device=device) / d_model)
-    angles = torch.outer(torch.arange(num_positions, dtype=torch.float64, device=device), inverse)
+    inverse = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64, device=positions.device) / d_model)
+    angles = torch.einsum("...,f->...f", positions.double(), inverse)
     return torch.stack((angles.sin(), angles.cos()), -1).flatten(-2).to(dtype)  # sin, cos, sin, cos, ...
 '''}),
     dict(name="movedim_and_tril", kind="right", answers={
@@ -141,8 +167,13 @@ def merge_heads(x):
     return x.movedim(1, -2).flatten(-2)
 ''',
         "causal_mask": '''
-def causal_mask(num_queries, num_keys=None, device=None):
+def causal_mask(num_queries, num_keys=None, window=None, device=None):
     num_keys = num_queries if num_keys is None else num_keys
-    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril()
+    ones = torch.ones(num_queries, num_keys, dtype=torch.bool, device=device)
+    if window is None:
+        return ones.tril()
+    if window < 1:
+        raise ValueError(f"window {window} < 1")
+    return ones.tril() & ~ones.tril(-window)  # drop the keys at distance window or more
 '''}),
 ]
