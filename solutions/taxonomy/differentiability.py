@@ -93,12 +93,13 @@ def gumbel_softmax(scores: torch.Tensor, temperature: float = 1.0, *, noise: tor
 def straight_through(soft: torch.Tensor) -> torch.Tensor:
     """One-hot argmax of ``soft`` in the forward pass, the gradient of ``soft`` in the backward pass.
 
-    y_ST = z + y − stop_gradient(y) with z = one_hot(argmax_k y_k): equal to z, with ∂y_ST/∂y = I
-    (Jang et al. 2017, Section 2.2; Bengio et al. 2013's straight-through estimator). (..., K) → (..., K).
+    y_ST = z + (y − stop_gradient(y)) with z = one_hot(argmax_k y_k): exactly z (the bracket is exactly 0,
+    where PyTorch's ``z − y.detach() + y`` may round in the last digit), with ∂y_ST/∂y = I (Jang et al. 2017,
+    Section 2.2; the straight-through estimator of Bengio et al. 2013). (..., K) → (..., K).
     """
     index = soft.argmax(-1, keepdim=True)  # (..., 1)
     one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)  # (..., K)
-    return one_hot + soft - soft.detach()
+    return one_hot + (soft - soft.detach())
 
 
 def gumbel_max(scores: torch.Tensor, *, noise: torch.Tensor | None = None, mask: torch.Tensor | None = None,
