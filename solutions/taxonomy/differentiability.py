@@ -44,10 +44,12 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import masked_softmax
+from ..train import evaluating, fit
 
 __all__ = ["ESTIMATORS", "sample_gumbel", "gumbel_softmax", "straight_through", "gumbel_max",
            "categorical_log_prob", "score_function_surrogate", "expected_value", "exact_gradient",
-           "gradient_samples", "estimator_statistics"]
+           "gradient_samples", "estimator_statistics", "TRAINING_ESTIMATORS", "attention_estimator_loss",
+           "glimpse_weights", "estimator_accuracy", "train_attention_estimator"]
 
 #: The gradient estimators of :func:`gradient_samples`, from the unbiased to the deterministic.
 ESTIMATORS = ("reinforce", "reinforce_baseline", "gumbel", "straight_through", "soft")
@@ -216,3 +218,101 @@ def estimator_statistics(samples: torch.Tensor, truth: torch.Tensor) -> dict[str
     bias_se = (centred.square().mean(0) / S).sum().sqrt()  # ‖standard error of the mean‖
     return {"bias": float((mean - truth).norm()), "bias_se": float(bias_se), "variance": float(variance),
             "mse": float((samples - truth).square().sum(-1).mean())}
+
+
+# ------------------------------------------------------------------------- training a choice of glimpse
+#: How :func:`attention_estimator_loss` trains the location scores of a glimpse model.
+TRAINING_ESTIMATORS = ("soft", "reinforce", "reinforce_baseline", "gumbel", "straight_through")
+
+
+def attention_estimator_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], estimator: str, *,
+                             temperature: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch (images, labels) for :func:`~solutions.train.fit`, and numbers to report.
+
+    ``model`` is a glimpse model with ``location_logits(images) -> e (B, K)``, ``classify(images, weights (B, K))
+    -> class logits (B, C)`` and ``baseline(images) -> b (B,)`` (the glimpse classifier of the chapter
+    *Attention by region*). The weights that form the glimpse, and the gradient that reaches e:
+
+    * ``"soft"``: α = softmax(e); backpropagation (Xu et al. 2015, Section 4.2);
+    * ``"reinforce"``: one-hot e_ℓ, ℓ ~ Categorical(α); cross-entropy for the classifier, and the score-function
+      surrogate −r · log α_ℓ with reward r = 1 for a right class (Mnih et al. 2014, eq. 1);
+    * ``"reinforce_baseline"``: the same with r − b(x) and b trained on (r − b)² (Mnih et al. 2014, eq. 2);
+    * ``"gumbel"``: the Gumbel-softmax sample y (Jang et al. 2017, eq. 2); backpropagation through y;
+    * ``"straight_through"``: the one-hot Gumbel-max choice forward, the gradient of y backward.
+    """
+    if estimator not in TRAINING_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {TRAINING_ESTIMATORS}, got {estimator!r}")
+    images, labels = batch
+    scores = model.location_logits(images)  # (B, K): e
+    choice = None
+    if estimator == "soft":
+        weights = masked_softmax(scores)  # (B, K)
+    elif estimator in ("gumbel", "straight_through"):
+        weights = gumbel_softmax(scores, temperature, hard=estimator == "straight_through")  # (B, K)
+    else:
+        choice = gumbel_max(scores)  # (B,): ℓ ~ softmax(e)
+        weights = F.one_hot(choice, scores.shape[-1]).to(scores.dtype)  # (B, K), no gradient to e
+    logits = model.classify(images, weights)  # (B, C)
+    loss = F.cross_entropy(logits, labels)
+    reward = (logits.argmax(-1) == labels).to(scores.dtype)  # (B,): r
+    extras = {"accuracy": reward.mean().item(), "size": len(labels)}
+    if choice is not None:
+        log_prob = categorical_log_prob(scores, choice)  # (B,): log α_ℓ
+        baseline = model.baseline(images) if estimator == "reinforce_baseline" else None  # (B,): b(x)
+        # the loss of a choice is −r, and its baseline −b: the surrogate is (−r + b) · log α_ℓ
+        loss = loss + score_function_surrogate(log_prob, -reward, None if baseline is None else -baseline).mean()
+        if baseline is not None:
+            fit_baseline = (reward - baseline).square().mean()
+            loss = loss + fit_baseline
+            extras["baseline_loss"] = fit_baseline.item()
+    return loss, extras
+
+
+def glimpse_weights(model: torch.nn.Module, images: torch.Tensor, estimator: str) -> torch.Tensor:
+    """The weights a model trained with ``estimator`` uses at test time: softmax(e) for ``"soft"``, the one-hot
+    vector of the most likely location for every other estimator (the model then really reads one glimpse)."""
+    scores = model.location_logits(images)  # (B, K)
+    if estimator == "soft":
+        return masked_softmax(scores)
+    return F.one_hot(scores.argmax(-1), scores.shape[-1]).to(scores.dtype)  # (B, K)
+
+
+def estimator_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, estimator: str,
+                       batch_size: int = 1024) -> float:
+    """Test accuracy with the weights of :func:`glimpse_weights` (no sampling), in evaluation mode."""
+    correct = 0
+    with evaluating(model):
+        for start in range(0, len(labels), batch_size):
+            x, y = images[start:start + batch_size], labels[start:start + batch_size]
+            correct += (model.classify(x, glimpse_weights(model, x, estimator)).argmax(-1) == y).sum().item()
+    return correct / len(labels)
+
+
+def train_attention_estimator(model: torch.nn.Module, pool: list, test: tuple[torch.Tensor, torch.Tensor],
+                              estimator: str, *, temperature: float = 1.0, seed: int = 0, batch_size: int = 32,
+                              lr: float = 3e-3) -> list[dict[str, float]]:
+    """Train a glimpse model's choice with one estimator, through :func:`~solutions.train.fit`.
+
+    ``pool`` holds one set of canvases per epoch (each with ``images`` and ``labels``, e.g. fresh placements
+    of the same digits); ``test`` is ``(images, labels)``, scored after every epoch with
+    :func:`estimator_accuracy`. Adam with a one-cycle schedule; ``seed`` orders the batches (the caller seeds the
+    model's initialisation and the sampling). Returns one record per epoch: loss, training accuracy (with the
+    weights of training: samples, relaxed or soft) and ``test accuracy``.
+    """
+    if estimator not in TRAINING_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {TRAINING_ESTIMATORS}, got {estimator!r}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = sum(-(-len(data.labels) // batch_size) for data in pool)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    order = torch.Generator().manual_seed(seed)
+
+    def batches(epoch):
+        data = pool[epoch - 1]
+        for index in torch.randperm(len(data.labels), generator=order).split(batch_size):
+            index = index.to(data.images.device)
+            yield data.images[index], data.labels[index]
+
+    return fit(model, batches, lambda m, b: attention_estimator_loss(m, b, estimator, temperature=temperature),
+               optimizer, epochs=len(pool), scheduler=scheduler, steps_per_epoch=steps // len(pool),
+               after_epoch=lambda epoch: {"test accuracy": estimator_accuracy(model, *test, estimator)},
+               desc=f"glimpses ({estimator})")
