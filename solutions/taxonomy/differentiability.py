@@ -30,6 +30,13 @@ enter the model and how a gradient reaches s.
 The scores may be any real numbers: the softmax does not change when a constant is added to every score, so
 s plays the role of log α (Jang et al.'s log π_k) up to that constant.
 
+**Training a choice.** :func:`attention_estimator_loss` trains the location scores of a glimpse model (scores
+over K locations, a classifier of any weight vector over them, a learned baseline — the glimpse classifier of
+the chapter *Attention by region*) with each of the five: soft weights, hard choices with REINFORCE (reward 1 for
+a right class, Mnih et al. 2014) with or without the baseline, Gumbel-softmax weights, straight-through choices.
+:func:`train_attention_estimator` runs it through :func:`~solutions.train.fit` and scores the test set after
+every epoch, with soft weights for soft attention and the most likely location for all the others.
+
 Every softmax here is the core's :func:`~solutions.attention.masked_softmax` (a test checks it); a bool
 ``mask`` (True = may be chosen) removes candidates, as everywhere in the course.
 
