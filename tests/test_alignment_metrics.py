@@ -49,3 +49,15 @@ def test_links_from_attention(device):
     assert links_from_attention(torch.zeros(2, 3, device=device)) == set(), "a row without weight links nothing"
     with pytest.raises(ValueError, match="crop"):
         links_from_attention(weights, source_len=9)
+
+
+def test_links_from_attention_with_a_null_column(device):
+    """A row whose largest weight is on the EOS column links nothing, like a word given to the empty word."""
+    weights = torch.tensor([[0.7, 0.2, 0.0, 0.1],   # target 0 -> source 0
+                            [0.1, 0.1, 0.2, 0.6],   # target 1: EOS has the most weight -> no link
+                            [0.0, 0.3, 0.4, 0.3]],  # target 2 -> source 2 (EOS is not the largest)
+                           device=device)
+    assert links_from_attention(weights, source_len=3) == {(0, 0), (2, 1), (2, 2)}, "without it every row links"
+    assert links_from_attention(weights, source_len=3, null_column=3) == {(0, 0), (2, 2)}
+    with pytest.raises(ValueError, match="null_column"):
+        links_from_attention(weights, source_len=3, null_column=1)  # a real token cannot be the null column

@@ -59,6 +59,33 @@ def test_chapter_has_equations_figures_tables_and_citations(html, chapter):
         assert (html / image).is_file(), f"{image} is referenced but not built"
 
 
+
+CITATION = re.compile(r'<a class="reference internal" href="bibliography\.html#(id\d+)"[^>]*>(.*?)</a>', re.S)
+
+
+def bibliography_labels(html: Path) -> dict[str, str]:
+    """Anchor of each bibliography entry → its label ("Cho et al. 2014a")."""
+    page = (html / "book" / "bibliography.html").read_text()
+    return dict(re.findall(r'<div class="citation" id="(id\d+)"[^>]*>\s*<span class="label">'
+                           r'<span class="fn-bracket">\[</span>(?:<a[^>]*>)?([^<]+)<', page))
+
+
+def test_citations_are_author_year_and_tell_same_year_papers_apart(html):
+    """A citation in the text ends with the year of its entry's label, letter included: the two Cho et al.
+    papers of 2014 read (2014a) and (2014b) in chapter 4 and in the bibliography alike."""
+    labels = bibliography_labels(html)
+    assert len(labels) >= 10, labels
+    seen = {}
+    for chapter in CHAPTERS:
+        for anchor, text in CITATION.findall((html / f"{chapter}.html").read_text()):
+            text = html_lib.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+            assert anchor in labels, f"{chapter}: a citation links to #{anchor}, which is no bibliography entry"
+            year = re.search(r"(\d{4}[a-z]?)$", labels[anchor]).group(1)
+            assert re.search(rf"(^|\D){year}$", text), f"{chapter}: '{text}' cites [{labels[anchor]}]"
+            seen.setdefault(chapter, set()).add(labels[anchor])
+    cho = {label for label in seen.get("book/ch04_bahdanau_attention", ()) if label.startswith("Cho et al. 2014")}
+    assert cho == {"Cho et al. 2014a", "Cho et al. 2014b"}, f"chapter 4 cites {cho}"
+
 def exercise_secrets() -> set[str]:
     """Runs of lines from the solution regions of every assignment, and from the hidden tests where the
     published reference code lacks them. A solution region counts even when it reads like the reference

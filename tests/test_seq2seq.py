@@ -149,6 +149,10 @@ def test_teacher_forcing_and_evaluation_shapes(device, dates):
     assert torch.all(weights.masked_select(padded) == 0), "padding gets no attention"
     result = evaluate(model, valid)
     assert len(result.predictions) == len(valid) and len(result.weights) == len(valid)
+    # EOS as the empty word: a word whose largest weight is on EOS loses its link, so recall cannot rise
+    with_null = evaluate(model, valid, eos_as_null=True)
+    assert with_null.predictions == result.predictions, "the option changes the links only"
+    assert with_null.alignment.recall <= result.alignment.recall
     blind = TinyTranslator(len(train.src_vocab), len(train.tgt_vocab), attend=False).to(device)
     assert evaluate(blind, valid).alignment is None, "no attention, no alignment"
     assert count_parameters(blind) == sum(p.numel() for p in blind.parameters())

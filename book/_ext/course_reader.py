@@ -15,12 +15,17 @@
 - **A first visit logs nothing**: the theme's colour mode starts at "auto" (not "", which it reports
   as an error), and ``_static/course.css`` keeps long inline code from widening a phone's page.
 - **Author–year labels** for the bibliography: the pybtex style ``course_author_year`` labels entries
-  "Bahdanau et al. 2015", matching the author–year citations in the text.
+  "Bahdanau et al. 2015", matching the author–year citations in the text. Two entries that would get the
+  same label get "2014a" and "2014b", and the citations in the text carry the same letter: the reference
+  style ``course_author_year`` ("Cho et al. (2014a)", "(Bahdanau et al., 2015)") reads the year from the
+  entry's label, so a citation and its bibliography entry always agree.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from docutils import nodes
@@ -29,6 +34,14 @@ from pybtex.richtext import Text
 from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
 from sphinx.util import logging
+from sphinxcontrib.bibtex.plugin import register_plugin as register_bibtex_plugin
+from sphinxcontrib.bibtex.style.referencing import BracketStyle
+from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+from sphinxcontrib.bibtex.style.referencing.basic_author_year import (
+    BasicAuthorYearParentheticalReferenceStyle,
+    BasicAuthorYearTextualReferenceStyle,
+)
+from sphinxcontrib.bibtex.style.template import join, join2, node, post_text, pre_text, reference
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +176,71 @@ class AuthorYearStyle(PlainStyle):
 
 register_plugin("pybtex.style.labels", "course_author_year", AuthorYearLabelStyle)
 register_plugin("pybtex.style.formatting", "course_author_year", AuthorYearStyle)
+
+
+@node
+def labelled_year(children, data) -> Text:
+    """The year as the entry's label ends: "2014a" where two labels clashed, else the year field."""
+    assert not children
+    label = data["formatted_entry"].label
+    match = re.search(r"(\d{4}[a-z]?|n\.d\.[a-z]?)$", label)
+    return Text(match.group(1) if match else data["entry"].fields.get("year", "n.d."))
+
+
+@dataclass
+class _Parenthetical(BasicAuthorYearParentheticalReferenceStyle):
+    def inner(self, role_name: str):
+        return join2(sep1=self.pre_text_sep, sep2=self.post_text_sep)[
+            pre_text,
+            reference[join(sep=self.author_year_sep)[
+                self.person.author_or_editor_or_title(full="s" in role_name), labelled_year]],
+            post_text,
+        ]
+
+
+@dataclass
+class _Textual(BasicAuthorYearTextualReferenceStyle):
+    def inner(self, role_name: str):
+        return join(sep=self.text_reference_sep)[
+            self.person.author_or_editor_or_title(full="s" in role_name),
+            join[
+                self.bracket.left,
+                join2(sep1=self.pre_text_sep, sep2=self.post_text_sep)[pre_text, reference[labelled_year], post_text],
+                self.bracket.right,
+            ],
+        ]
+
+
+def _round_brackets() -> BracketStyle:
+    return BracketStyle(left="(", right=")")
+
+
+def _round_brackets_semicolons() -> BracketStyle:
+    return BracketStyle(left="(", right=")", sep="; ")
+
+
+@dataclass
+class CourseAuthorYearReferenceStyle(AuthorYearReferenceStyle):
+    """sphinxcontrib-bibtex's author_year style in round brackets ("(A, 2014a; B, 2015)"), the year from the label."""
+
+    bracket_textual: BracketStyle = field(default_factory=_round_brackets)
+    bracket_parenthetical: BracketStyle = field(default_factory=_round_brackets_semicolons)
+
+    def __post_init__(self):
+        super().__post_init__()
+        for role_names, style in (
+            (_Parenthetical.role_names(None), _Parenthetical(
+                bracket=self.bracket_parenthetical, person=self.person, author_year_sep=self.author_year_sep,
+                pre_text_sep=self.pre_text_sep, post_text_sep=self.post_text_sep)),
+            (_Textual.role_names(None), _Textual(
+                bracket=self.bracket_textual, person=self.person, text_reference_sep=self.text_reference_sep,
+                pre_text_sep=self.pre_text_sep, post_text_sep=self.post_text_sep)),
+        ):
+            self.role_style.update((name, style) for name in role_names)
+
+
+register_bibtex_plugin("sphinxcontrib.bibtex.style.referencing", "course_author_year",
+                       CourseAuthorYearReferenceStyle)
 
 
 def setup(app):

@@ -222,22 +222,29 @@ class Evaluation:
     weights: list[torch.Tensor | None]  # greedy decoding's attention per example (steps, S)
 
 
-def _attention_links(model: Translator, data: TranslationData, batch: Batch) -> list[set[tuple[int, int]]]:
-    """Argmax links of the attention while the decoder is fed the gold target (EOS row and column dropped)."""
+def _attention_links(model: Translator, data: TranslationData, batch: Batch,
+                     eos_as_null: bool = False) -> list[set[tuple[int, int]]]:
+    """Argmax links of the attention while the decoder is fed the gold target (EOS row and column dropped).
+
+    With ``eos_as_null`` a target word whose largest weight is on the source's EOS gets no link.
+    """
     _, weights = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, S)
     if weights is None:
         raise ValueError("the model returns no attention weights, so it has no alignment to score")
-    return [links_from_attention(weights[b], source_len=len(p.source), target_len=len(p.target))
+    return [links_from_attention(weights[b], source_len=len(p.source), target_len=len(p.target),
+                                 null_column=len(p.source) if eos_as_null else None)
             for b, p in enumerate(batch.pairs)]
 
 
 def evaluate(model: nn.Module, data: TranslationData, batch_size: int = 256, max_len: int | None = None,
-             with_alignment: bool = True) -> Evaluation:
+             with_alignment: bool = True, eos_as_null: bool = False) -> Evaluation:
     """Exact-match accuracy of greedy decoding on ``data``, and the AER of the model's attention.
 
     ``max_len`` defaults to twice the longest gold target plus 2. The alignment is the argmax of
     the attention while the decoder reads the *gold* target, so every target word has a row even
-    when the translation goes wrong; it is scored against the gold links (Och & Ney's AER).
+    when the translation goes wrong; it is scored against the gold links (Och & Ney's AER). With
+    ``eos_as_null`` a word whose largest weight is on the source's EOS gets no link, as the classical
+    aligners give a word to the empty word; by default every word is linked to a source token.
     """
     if len(data) == 0:
         raise ValueError("the evaluation data are empty")
@@ -254,7 +261,7 @@ def evaluate(model: nn.Module, data: TranslationData, batch_size: int = 256, max
             if attends and decoded.weights[0] is None:
                 attends = False
             if attends:
-                links += _attention_links(model, data, batch)
+                links += _attention_links(model, data, batch, eos_as_null)
     correct = [pred == pair.target for pred, pair in zip(predictions, data.pairs)]
     return Evaluation(
         pairs=list(data.pairs), predictions=predictions, correct=correct,

@@ -67,12 +67,15 @@ def alignment_error_rate(predicted: Sequence[Iterable[Link]], gold: Sequence[Pai
 
 
 def links_from_attention(weights: torch.Tensor, source_len: int | None = None,
-                         target_len: int | None = None) -> set[Link]:
+                         target_len: int | None = None, null_column: int | None = None) -> set[Link]:
     """Link each target position t to its most attended source position: {(argmax_s w[t, s], t)}.
 
     weights: (T, S), one row of attention weights per target step (as decoders return them).
     ``source_len`` / ``target_len`` crop the matrix to the real tokens first (e.g. drop the EOS
     column and the EOS row, and padding); a row with no weight at all produces no link.
+    ``null_column`` names a column of ``weights`` that stands for *no source word* (e.g. the EOS
+    column, where many decoders park their attention): a row whose weight there is larger than on
+    every real token links nothing, as a word given to the empty word of Model 1 or the HMM.
     """
     if weights.dim() != 2:
         raise ValueError(f"weights must be (target, source), got shape {tuple(weights.shape)}")
@@ -80,9 +83,14 @@ def links_from_attention(weights: torch.Tensor, source_len: int | None = None,
     s_len = weights.shape[1] if source_len is None else source_len
     if not (0 <= t_len <= weights.shape[0] and 0 <= s_len <= weights.shape[1]):
         raise ValueError(f"cannot crop weights of shape {tuple(weights.shape)} to ({t_len}, {s_len})")
+    if null_column is not None and not (0 <= null_column < weights.shape[1] and null_column >= s_len):
+        raise ValueError(f"null_column {null_column} must be a column of weights {tuple(weights.shape)} "
+                         f"outside the {s_len} source tokens")
     cropped = weights[:t_len, :s_len].detach()  # (T, S)
     if s_len == 0:
         return set()
     best = cropped.argmax(dim=-1)  # (T,)
     has_weight = cropped.sum(dim=-1) > 0  # (T,)
+    if null_column is not None:
+        has_weight &= weights[:t_len, null_column].detach() <= cropped.max(dim=-1).values  # (T,)
     return {(int(best[t]), t) for t in range(t_len) if bool(has_weight[t])}
