@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-# nbgrader calls helpers such as `alembic` by name, so the environment's bin/ comes first on PATH.
+# The environment's bin/ comes first on PATH: nbgrader and Jupyter call their helper programs by name.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # One thread per torch process: the test workers and notebook kernels share the cores, and several
 # two-thread processes on two cores run many times slower. It also makes the stored chapter outputs

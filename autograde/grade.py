@@ -22,7 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from classroom.course import grade_course  # noqa: E402
 from classroom.sandbox import GIB, Limits  # noqa: E402
 
 
@@ -53,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
                         memory_bytes=int(args.memory * GIB))
     except ValueError as error:
         parser.error(str(error))
+    # Imported here, not at the top: each Dask worker process re-runs this file's top level when it
+    # starts, and needs none of the gradebook's libraries (nbgrader, nbconvert, SQLAlchemy).
+    from classroom.course import grade_course
+
     return grade_course(args.course_dir, workers=args.workers, scheduler=args.scheduler, regrade=args.regrade,
                         unsafe=args.unsafe, limits=limits, db_url=args.db_url,
                         assignments=set(args.assignment) if args.assignment else None,

@@ -73,3 +73,39 @@ def test_a_recorded_submission_is_exported_and_its_page_hides_the_hidden_tests(t
     rows = list(csv.DictReader((root / "grades.csv").open()))
     assert [(r["student_id"], float(r["score"]), float(r["max_score"])) for r in rows] == \
         [("ada", recorded.score, recorded.max_score)]
+
+
+def test_a_fresh_gradebook_is_stamped_with_the_schema_head_without_a_subprocess(tmp_path, monkeypatch):
+    import sqlite3
+    import subprocess
+
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    def no_programs(*args, **kwargs):
+        raise AssertionError(f"a program was started: {args[0] if args else kwargs}")
+
+    monkeypatch.setattr(subprocess, "check_output", no_programs)
+    monkeypatch.setattr(subprocess, "run", no_programs)
+    root = course(tmp_path)
+    assert Recorder(root).register(A) is None
+    with sqlite3.connect(root / "gradebook.db") as db:
+        stamped = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert stamped == [(ScriptDirectory(ALEMBIC_DIR).get_current_head(),)], stamped
+
+
+def test_worker_processes_start_without_the_gradebook_libraries():
+    """A Dask worker re-runs grade.py's top level when it starts (as ``__mp_main__``) and then imports what
+    a task needs: neither pulls in nbgrader, nbconvert, SQLAlchemy, or the IRI parsers of jsonschema."""
+    import subprocess
+
+    probe = (
+        "import runpy, sys\n"
+        f"runpy.run_path({str(ROOT / 'autograde' / 'grade.py')!r}, run_name='__mp_main__')\n"
+        "import classroom.fanout\n"
+        "heavy = sorted(m for m in ('nbgrader', 'nbconvert', 'sqlalchemy', 'lark') if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "heavy: []" in done.stdout, done.stdout

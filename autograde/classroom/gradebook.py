@@ -11,11 +11,10 @@ replaced by a notice.
 """
 from __future__ import annotations
 
+import functools
 import json
-import os
 import re
 import shutil
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,11 @@ from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader import utils
+from nbgrader import api as nbgrader_api, utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
+from nbgrader.dbutil import ALEMBIC_DIR
 from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import AssignLatePenalties, ClearHiddenTests, GetGrades, LimitOutput, SaveAutoGrades
 from sqlalchemy.exc import SAWarning
@@ -125,6 +125,20 @@ class FeedbackExporter(HTMLExporter):
         return IMG_WITHOUT_ALT.sub('<img alt="a figure drawn by this notebook"', html), resources
 
 
+
+@functools.cache
+def alembic_head() -> str:
+    """The newest revision of nbgrader's gradebook schema, read in this process. nbgrader stamps a new
+    gradebook with it by running the ``alembic`` program (a Python process of 2–5 s); the answer is the
+    same: the head of nbgrader's own migration scripts."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(ALEMBIC_DIR).get_current_head()
+
+
+nbgrader_api.get_alembic_version = alembic_head
+
+
 @dataclass
 class Recorded:
     score: float
@@ -136,7 +150,6 @@ class Recorder:
     """Writes results for one course: ``autograded/``, the gradebook, ``feedback/``."""
 
     def __init__(self, course_dir: Path, db_url: str | None = None):
-        _put_on_path(Path(sys.executable).parent)  # nbgrader runs `alembic` when it creates a gradebook
         self.config, self.coursedir = load_course(course_dir, db_url)
         self.course_dir = Path(course_dir)
         self.db_url = self.coursedir.db_url
@@ -231,13 +244,6 @@ class Recorder:
             {"fingerprint": fingerprint, "score": recorded.score, "max_score": recorded.max_score,
              "problems": problems, "seconds": round(seconds, 2), "passed": passed}, indent=1))
         return recorded
-
-
-def _put_on_path(folder: Path) -> None:
-    """Make the programs of this Python environment findable by the subprocesses nbgrader starts."""
-    paths = os.environ.get("PATH", "").split(os.pathsep)
-    if str(folder) not in paths:
-        os.environ["PATH"] = os.pathsep.join([str(folder), *filter(None, paths)])
 
 
 def _nbgrader_path(*parts: str) -> str:
