@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from .fusion import weighted_sum
 from .masking import causal_mask, check_broadcast, check_temperature, combine_masks, masked_softmax
 from .scores import SCORES, _broadcast_leading, _require_sequence, dot_score, scaled_dot_score
+from .shapes import broadcast_shapes
 
 __all__ = ["attention", "scaled_dot_product_attention"]
 
@@ -187,7 +188,7 @@ def _fused(query, key, value, score, keep, bias, temperature, dropout_p, trainin
         mask = bias.masked_fill(~keep, torch.finfo(bias.dtype).min)
     elif bias is not None:
         mask = bias
-    lead = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    lead = broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     query, key, value = (x.expand(lead + x.shape[-2:]) for x in (query, key, value))  # the kernel wants equal leads
     output = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
                                             dropout_p=dropout_p if training else 0.0, scale=scale)  # (..., Tq, Dv)

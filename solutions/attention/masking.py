@@ -29,6 +29,8 @@ import math
 
 import torch
 
+from .shapes import broadcast_shapes
+
 __all__ = ["lengths_to_mask", "causal_mask", "check_broadcast", "check_mask", "check_temperature", "combine_masks",
            "keep_mask", "masked_softmax"]
 
@@ -113,7 +115,7 @@ def check_broadcast(scores_shape: torch.Size, mask: torch.Tensor, name: str = "m
             f"(scores {shape}, {name} {_shape(mask)})"
         )
     try:
-        broadcast = tuple(torch.broadcast_shapes(mask.shape, shape))
+        broadcast = tuple(broadcast_shapes(mask.shape, shape))
     except RuntimeError:
         broadcast = None
     if broadcast != shape:

@@ -32,6 +32,7 @@ import math
 
 import torch
 from torch import nn
+from .shapes import broadcast_shapes
 
 __all__ = [
     "dot_score",
@@ -63,7 +64,7 @@ def _require_sequence(x: torch.Tensor, name: str) -> None:
 def _broadcast_leading(query: torch.Tensor, key: torch.Tensor, names=("query", "key")) -> torch.Size:
     """Leading (batch-like) shape shared by ``query`` (..., Tq, Dq) and ``keys`` (..., Tk, Dk)."""
     try:
-        return torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+        return broadcast_shapes(query.shape[:-2], key.shape[:-2])
     except RuntimeError:
         raise ValueError(
             f"leading dimensions of {names[0]} {tuple(query.shape)} and {names[1]} {tuple(key.shape)} "

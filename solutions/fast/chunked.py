@@ -34,6 +34,7 @@ import math
 import torch
 
 from ..attention.masking import check_mask
+from ..attention.shapes import broadcast_shapes
 from .online_softmax import finite_or_zero
 
 __all__ = ["chunked_attention"]
@@ -70,7 +71,7 @@ def chunked_attention(
     """
     _check(query, key, value, mask, query_chunk, key_chunk)
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    lead = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    lead = broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     return _ChunkedAttention.apply(query, key, value, mask, is_causal, scale, query_chunk, key_chunk, lead)
 
 
@@ -200,7 +201,7 @@ def _check(query, key, value, mask, query_chunk, key_chunk) -> None:
         raise ValueError(f"keys have {key.shape[-2]} positions but values have {value.shape[-2]} "
                          f"(key {tuple(key.shape)}, value {tuple(value.shape)})")
     try:
-        lead = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        lead = broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     except RuntimeError:
         raise ValueError(f"the leading dims of query {tuple(query.shape)}, key {tuple(key.shape)} and value "
                          f"{tuple(value.shape)} do not broadcast") from None

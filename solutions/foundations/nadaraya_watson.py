@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import masked_softmax, weighted_sum
+from ..attention.shapes import broadcast_shapes
 from ..train import fit
 
 __all__ = [
@@ -91,7 +92,7 @@ def gaussian_kernel_weights(
     if not (queries.is_floating_point() and keys.is_floating_point()):
         raise ValueError(f"queries and keys must be floating point, got {queries.dtype} and {keys.dtype}")
     try:
-        torch.broadcast_shapes(queries.shape[:-1], keys.shape[:-1])
+        broadcast_shapes(queries.shape[:-1], keys.shape[:-1])
     except RuntimeError:
         raise ValueError(
             f"leading dimensions of queries {tuple(queries.shape)} and keys {tuple(keys.shape)} do not broadcast"

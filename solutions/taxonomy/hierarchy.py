@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import MultiHeadAttention, attention
+from ..attention.shapes import broadcast_shapes
 
 __all__ = [
     "AttentionOnlyConfig", "AttentionOnlyTransformer", "induction_loss", "induction_accuracy",
@@ -144,7 +145,7 @@ def induction_score(weights: torch.Tensor, batch) -> torch.Tensor:
 # ============================================================================== structure
 def _constant_score(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """Scores of 0 for every key: the softmax then gives every real key the same weight (the masked mean)."""
-    return query.new_zeros(torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]) + (query.shape[-2], key.shape[-2]))
+    return query.new_zeros(broadcast_shapes(query.shape[:-2], key.shape[:-2]) + (query.shape[-2], key.shape[-2]))
 
 
 class AttentionPooling(nn.Module):
