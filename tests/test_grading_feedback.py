@@ -109,3 +109,43 @@ def test_worker_processes_start_without_the_gradebook_libraries():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "heavy: []" in done.stdout, done.stdout
+
+
+def test_recording_keeps_one_engine_per_gradebook(tmp_path):
+    """nbgrader opens a Gradebook (and an engine) per step; one engine per URL keeps its compiled SQL."""
+    from nbgrader.api import Gradebook
+
+    root = course(tmp_path)
+    recorder = Recorder(root)
+    assert recorder.register(A) is None
+    with Gradebook(recorder.db_url) as first:
+        engine = first.engine
+    with Gradebook(recorder.db_url) as second:  # the first was closed: its connections were disposed of
+        assert second.engine is engine
+        assert second.find_assignment(A).name == A
+
+
+def test_the_graded_kernel_starts_without_the_debugger(tmp_path):
+    import asyncio
+
+    from classroom.kernel import kernel_manager
+    from classroom.sandbox import Limits, Sandbox
+
+    async def probe() -> str:
+        manager = kernel_manager(tmp_path, Sandbox(unsafe=True), Limits())
+        await manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            msg_id = client.execute("import sys", user_expressions={
+                "seen": "(sys.modules.get('debugpy') is not None, 'ipykernel' in sys.modules)"})
+            while True:
+                reply = await client.get_shell_msg(timeout=60)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    return reply["content"]["user_expressions"]["seen"]["data"]["text/plain"]
+        finally:
+            client.stop_channels()
+            await manager.shutdown_kernel(now=True)
+
+    assert asyncio.run(probe()) == "(False, True)"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import sqlalchemy
 from jupyter_core.paths import jupyter_config_dir
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
@@ -137,6 +138,18 @@ def alembic_head() -> str:
 
 
 nbgrader_api.get_alembic_version = alembic_head
+
+
+@functools.cache
+def _engine(url: str, **options):
+    """One SQLAlchemy engine per gradebook URL for this process. nbgrader makes a new engine for every
+    ``Gradebook`` it opens (five per recorded submission), and each new engine starts with an empty cache
+    of compiled SQL, so the same queries were compiled again for every student. ``Gradebook.close`` still
+    disposes of the engine's connections; the engine and its cache stay."""
+    return sqlalchemy.create_engine(url, **options)
+
+
+nbgrader_api.create_engine = _engine
 
 
 @dataclass

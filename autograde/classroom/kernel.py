@@ -29,6 +29,11 @@ KERNEL_ENV = {
 # IPython options nbgrader's Execute passes, plus tracebacks in Minimal mode (the exception and its
 # message, never the source of a hidden test).
 KERNEL_OPTIONS = ["--InteractiveShell.xmode=Minimal", "--HistoryManager.enabled=False"]
+# What ``python -m ipykernel_launcher`` runs, without the debugger: ipykernel imports debugpy at start-up
+# whenever it is installed (0.15 s of CPU per kernel), and nobody attaches a debugger to a graded
+# notebook; with the import refused, ipykernel starts without its debugger, as where debugpy is absent.
+KERNEL_MAIN = ("import sys; sys.modules['debugpy'] = None\n"
+               "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
 
 
 def kernel_manager(scratch: Path, sandbox: Sandbox, limits: Limits) -> AsyncKernelManager:
@@ -37,7 +42,7 @@ def kernel_manager(scratch: Path, sandbox: Sandbox, limits: Limits) -> AsyncKern
     env = dict(KERNEL_ENV, HOME=str(scratch), MPLCONFIGDIR=str(scratch / ".matplotlib"),
                IPYTHONDIR=str(scratch / ".ipython"),
                PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]))
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", *KERNEL_OPTIONS]
+    argv = [sys.executable, "-c", KERNEL_MAIN, "-f", "{connection_file}", *KERNEL_OPTIONS]
     manager = AsyncKernelManager(transport="ipc", ip=str(scratch / "kernel"),
                             connection_file=str(scratch / "kernel.json"))
     manager._kernel_spec = KernelSpec(argv=sandbox.wrap(argv, scratch, limits, env), display_name="sandboxed",
