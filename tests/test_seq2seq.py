@@ -156,6 +156,14 @@ def test_early_stopping_on_the_validation_loss(device, dates):
     assert len(history) == best + 3 <= 12, f"two epochs without improvement after the best, then stop: {losses}"
     assert validation_loss(model, valid) == pytest.approx(losses[best], rel=1e-5), "the best weights are restored"
     assert all("valid_accuracy" in h for h in history)
+    # on the validation exact match (higher is better): a diverging model stays at 0, so the first epoch is the best
+    with pytest.raises(ValueError, match="monitor"):
+        train_seq2seq(model, train, epochs=2, valid=valid, patience=1, monitor="accuracy")
+    torch.manual_seed(0)
+    model = TinyTranslator(len(train.src_vocab), len(train.tgt_vocab)).to(device)
+    history = train_seq2seq(model, train, epochs=12, batch_size=32, lr=0.2, seed=1, valid=valid, patience=1,
+                            monitor="valid_accuracy")
+    assert [h["valid_accuracy"] for h in history] == [0.0, 0.0], "no rise after epoch 1: stop after epoch 2"
 
 
 def test_teacher_forcing_and_evaluation_shapes(device, dates):

@@ -124,20 +124,24 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = Voc
 
 def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_size: int = 64,
                   lr: float = 2e-3, clip: float = 1.0, seed: int = 0, valid: TranslationData | None = None,
-                  progress: bool | None = None, patience: int | None = None) -> list[dict[str, float]]:
+                  progress: bool | None = None, patience: int | None = None, monitor: str = "valid_loss",
+                  min_delta: float = 0.0) -> list[dict[str, float]]:
     """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
 
     Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus
     ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given. With ``patience``
     (``valid`` needed) the record also holds ``"valid_loss"`` (teacher-forced cross-entropy per target
-    token on ``valid``), ``epochs`` is a maximum, training stops once the validation loss has not
-    improved for ``patience`` epochs, and the model keeps the weights of its best epoch. A tqdm bar shows
+    token on ``valid``), ``epochs`` is a maximum, training stops once ``monitor`` (``"valid_loss"``, lower
+    is better, or ``"valid_accuracy"``, higher is better) has not improved by more than ``min_delta`` for
+    ``patience`` epochs, and the model keeps the weights of its best epoch. A tqdm bar shows
     progress unless ``progress=False`` or the environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).
     """
     if len(data) == 0:
         raise ValueError("the training data are empty")
     if patience is not None and valid is None:
         raise ValueError("early stopping (patience) needs validation data: pass valid=")
+    if monitor not in ("valid_loss", "valid_accuracy"):
+        raise ValueError(f"monitor must be 'valid_loss' or 'valid_accuracy', got {monitor!r}")
     device = next(model.parameters()).device
     order = random.Random(seed)
 
@@ -156,7 +160,8 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
                torch.optim.Adam(model.parameters(), lr=lr), epochs=epochs, clip=clip,
                after_epoch=validate if valid is not None else None,
                steps_per_epoch=-(-len(data) // batch_size), progress=progress,
-               early_stopping=None if patience is None else EarlyStopping("valid_loss", patience=patience))
+               early_stopping=None if patience is None else EarlyStopping(
+                   monitor, patience=patience, mode="min" if monitor == "valid_loss" else "max", min_delta=min_delta))
 
 
 def validation_loss(model: nn.Module, data: TranslationData, batch_size: int = 256) -> float:
