@@ -5,7 +5,8 @@ from torch import nn
 
 from solutions.data import Vocab, sentence_pair
 from solutions.attention import attention
-from solutions.history.seq2seq import (Evaluation, RNNEncoder, accuracy_by, evaluate, greedy_decode, sequence_loss, teacher_forcing, train_seq2seq)
+from solutions.history.seq2seq import (Evaluation, RNNEncoder, accuracy_by, evaluate, greedy_decode, sequence_loss, teacher_forcing, train_seq2seq,
+                                     validation_loss)
 from solutions.train import count_parameters
 
 EOS, BOS = Vocab.eos_id, Vocab.bos_id
@@ -134,6 +135,35 @@ def test_training_learns_and_is_deterministic(device, dates):
     scores = accuracies[0].alignment
     assert scores.predicted == sum(len(p.target) for p in valid.pairs)
     assert scores.sure == sum(len(p.alignment) for p in valid.pairs)
+
+
+def test_early_stopping_on_the_validation_loss(device, dates):
+    train, valid, _ = dates
+    with pytest.raises(ValueError, match="valid"):
+        train_seq2seq(TinyTranslator(len(train.src_vocab), len(train.tgt_vocab)), train, epochs=2, patience=1)
+    torch.manual_seed(0)
+    model = TinyTranslator(len(train.src_vocab), len(train.tgt_vocab)).to(device)
+    untrained = validation_loss(model, valid)
+    # one batch by hand: the mean over its non-padding target tokens
+    batch = next(valid.batches(len(valid))).to(device)
+    with torch.no_grad():
+        logits, _ = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)
+    assert untrained == pytest.approx(sequence_loss(logits, batch.tgt_out).item(), rel=1e-5)
+    # lr 0.2 makes Adam diverge after a few good steps: the validation loss stops improving early
+    history = train_seq2seq(model, train, epochs=12, batch_size=32, lr=0.2, seed=1, valid=valid, patience=2)
+    losses = [h["valid_loss"] for h in history]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert len(history) == best + 3 <= 12, f"two epochs without improvement after the best, then stop: {losses}"
+    assert validation_loss(model, valid) == pytest.approx(losses[best], rel=1e-5), "the best weights are restored"
+    assert all("valid_accuracy" in h for h in history)
+    # on the validation exact match (higher is better): a diverging model stays at 0, so the first epoch is the best
+    with pytest.raises(ValueError, match="monitor"):
+        train_seq2seq(model, train, epochs=2, valid=valid, patience=1, monitor="accuracy")
+    torch.manual_seed(0)
+    model = TinyTranslator(len(train.src_vocab), len(train.tgt_vocab)).to(device)
+    history = train_seq2seq(model, train, epochs=12, batch_size=32, lr=0.2, seed=1, valid=valid, patience=1,
+                            monitor="valid_accuracy")
+    assert [h["valid_accuracy"] for h in history] == [0.0, 0.0], "no rise after epoch 1: stop after epoch 2"
 
 
 def test_teacher_forcing_and_evaluation_shapes(device, dates):

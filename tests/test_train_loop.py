@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from solutions.train import count_parameters, evaluating, fit
+from solutions.train import EarlyStopping, count_parameters, evaluating, fit
 
 
 def _regression(device, n=12):
@@ -90,3 +90,55 @@ def test_count_parameters():
     model = nn.Linear(3, 2)
     model.bias.requires_grad_(False)
     assert count_parameters(model) == 6
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    batches = [(torch.ones(1, 1), torch.full((1,), 100.0))]
+    weights = []
+
+    def after(epoch):  # validation loss falls to its best at epoch 3, then rises; the weight grows every epoch
+        weights.append(model.weight.item())
+        return {"valid_loss": [5.0, 4.0, 1.0, 2.0, 3.0, 0.5, 0.1, 0.1][epoch - 1]}
+
+    history = fit(model, batches, _mse, torch.optim.SGD(model.parameters(), lr=0.01), epochs=8, after_epoch=after,
+                  early_stopping=EarlyStopping(patience=2), progress=False)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5], "two epochs without improvement after epoch 3: stop"
+    assert len(set(weights)) == 5, "the weight changes every epoch"
+    assert model.weight.item() == pytest.approx(weights[2]), "the weights of epoch 3, the best, are restored"
+
+
+def test_early_stopping_max_mode_min_delta_and_no_restore():
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    batches = [(torch.ones(1, 1), torch.full((1,), 100.0))]
+    accuracy, weights = [0.5, 0.9, 0.905, 0.91, 0.95, 0.99], []
+
+    def after(epoch):
+        weights.append(model.weight.item())
+        return {"valid_accuracy": accuracy[epoch - 1]}
+
+    stop = EarlyStopping(monitor="valid_accuracy", mode="max", patience=2, min_delta=0.02, restore_best=False)
+    history = fit(model, batches, _mse, torch.optim.SGD(model.parameters(), lr=0.01), epochs=6, after_epoch=after,
+                  early_stopping=stop, progress=False)
+    # 0.905 and 0.91 are not 0.02 above 0.9: stop after epoch 4 and keep the last weights
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert model.weight.item() == weights[3] != weights[1], "no restore: the weights after epoch 4 stay"
+    # never stopping early: all epochs run, and the best (last) weights stay
+    history = fit(model, batches, _mse, torch.optim.SGD(model.parameters(), lr=0.0), epochs=3,
+                  after_epoch=lambda e: {"valid_loss": 3.0 - e}, early_stopping=EarlyStopping(), progress=False)
+    assert len(history) == 3
+
+
+def test_early_stopping_errors():
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [(torch.ones(1, 1), torch.ones(1))]
+    with pytest.raises(ValueError, match="valid_loss.*after_epoch"):
+        fit(model, batches, _mse, opt, epochs=2, early_stopping=EarlyStopping(), progress=False)
+    with pytest.raises(ValueError, match="mode"):
+        EarlyStopping(mode="lowest")
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(patience=0)

@@ -29,7 +29,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..metrics import AlignmentScores, alignment_scores, links_from_attention
 from ..data import Batch, Pair, TranslationData, Vocab
-from ..train import evaluating, fit
+from ..train import EarlyStopping, evaluating, fit
 
 __all__ = [
     "RNNEncoder",
@@ -37,6 +37,7 @@ __all__ = [
     "teacher_forcing",
     "sequence_loss",
     "train_seq2seq",
+    "validation_loss",
     "Decoded",
     "greedy_decode",
     "Evaluation",
@@ -123,15 +124,24 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = Voc
 
 def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_size: int = 64,
                   lr: float = 2e-3, clip: float = 1.0, seed: int = 0, valid: TranslationData | None = None,
-                  progress: bool | None = None) -> list[dict[str, float]]:
+                  progress: bool | None = None, patience: int | None = None, monitor: str = "valid_loss",
+                  min_delta: float = 0.0) -> list[dict[str, float]]:
     """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
 
     Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus
-    ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given. A tqdm bar shows
+    ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given. With ``patience``
+    (``valid`` needed) the record also holds ``"valid_loss"`` (teacher-forced cross-entropy per target
+    token on ``valid``), ``epochs`` is a maximum, training stops once ``monitor`` (``"valid_loss"``, lower
+    is better, or ``"valid_accuracy"``, higher is better) has not improved by more than ``min_delta`` for
+    ``patience`` epochs, and the model keeps the weights of its best epoch. A tqdm bar shows
     progress unless ``progress=False`` or the environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).
     """
     if len(data) == 0:
         raise ValueError("the training data are empty")
+    if patience is not None and valid is None:
+        raise ValueError("early stopping (patience) needs validation data: pass valid=")
+    if monitor not in ("valid_loss", "valid_accuracy"):
+        raise ValueError(f"monitor must be 'valid_loss' or 'valid_accuracy', got {monitor!r}")
     device = next(model.parameters()).device
     order = random.Random(seed)
 
@@ -141,12 +151,31 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
         return sequence_loss(logits, batch.tgt_out), {"size": len(batch.pairs)}
 
     def validate(epoch: int) -> dict[str, float]:
-        return {"valid_accuracy": evaluate(model, valid, with_alignment=False).accuracy}
+        record = {"valid_accuracy": evaluate(model, valid, with_alignment=False).accuracy}
+        if patience is not None:
+            record["valid_loss"] = validation_loss(model, valid)
+        return record
 
     return fit(model, lambda epoch: data.batches(batch_size, shuffle=True, seed=order), loss,
                torch.optim.Adam(model.parameters(), lr=lr), epochs=epochs, clip=clip,
                after_epoch=validate if valid is not None else None,
-               steps_per_epoch=-(-len(data) // batch_size), progress=progress)
+               steps_per_epoch=-(-len(data) // batch_size), progress=progress,
+               early_stopping=None if patience is None else EarlyStopping(
+                   monitor, patience=patience, mode="min" if monitor == "valid_loss" else "max", min_delta=min_delta))
+
+
+def validation_loss(model: nn.Module, data: TranslationData, batch_size: int = 256) -> float:
+    """Teacher-forced cross-entropy per target token (EOS included, padding excluded) on ``data``."""
+    device = next(model.parameters()).device
+    total, tokens = 0.0, 0
+    with evaluating(model):
+        for batch in data.batches(batch_size):
+            batch = batch.to(device)
+            logits, _ = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
+            count = int((batch.tgt_out != Vocab.pad_id).sum())
+            total += sequence_loss(logits, batch.tgt_out).item() * count
+            tokens += count
+    return total / tokens
 
 
 @dataclass

@@ -2,13 +2,16 @@
 
 Every model of the course trains through :func:`fit`: a chapter supplies the batches, a function that
 returns the loss of one batch, and an optimizer; :func:`fit` does the rest (training mode, gradient
-clipping, the learning-rate schedule, a progress bar, one record per epoch). Library code never seeds the
-global random state: a chapter seeds it (``torch.manual_seed``) before it builds and trains a model.
+clipping, the learning-rate schedule, a progress bar, one record per epoch, and optionally early stopping on a
+validation number with :class:`EarlyStopping`). Library code never seeds the global random state: a chapter seeds
+it (``torch.manual_seed``) before it builds and trains a model.
 """
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -17,10 +20,40 @@ from tqdm.auto import tqdm
 
 from .progress import show_progress
 
-__all__ = ["fit", "evaluating", "count_parameters"]
+__all__ = ["fit", "EarlyStopping", "evaluating", "count_parameters"]
 
 Batches = Callable[[int], Iterable[Any]] | Iterable[Any]
 LossFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop :func:`fit` when ``monitor`` has not improved for ``patience`` epochs, and keep the best weights.
+
+    ``monitor`` names a number of the epoch's record, normally one that ``after_epoch`` returns (e.g. a
+    validation loss). An epoch improves on the best so far when its value is lower by more than ``min_delta``
+    (``mode="min"``) or higher by more than ``min_delta`` (``mode="max"``). With ``restore_best`` the model
+    gets back the weights of its best epoch when training ends, stopped early or not.
+    """
+
+    monitor: str = "valid_loss"  # the record's key to watch
+    patience: int = 3  # epochs without improvement before stopping
+    mode: str = "min"  # "min" (a loss) or "max" (an accuracy)
+    min_delta: float = 0.0  # an improvement must exceed this
+    restore_best: bool = True  # load the best epoch's weights at the end
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+
+    def improves(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
 @contextmanager
@@ -39,7 +72,7 @@ def fit(model: nn.Module, batches: Batches, loss: LossFn, optimizer: torch.optim
         epochs: int = 1, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         clip: float | None = None, after_epoch: Callable[[int], dict[str, float]] | None = None,
         steps_per_epoch: int | None = None, progress: bool | None = None,
-        desc: str = "training") -> list[dict[str, float]]:
+        early_stopping: EarlyStopping | None = None, desc: str = "training") -> list[dict[str, float]]:
     """Minimise ``loss`` over ``epochs`` passes through the batches; one record per epoch.
 
     Args:
@@ -55,9 +88,12 @@ def fit(model: nn.Module, batches: Batches, loss: LossFn, optimizer: torch.optim
             validation score (training mode is restored afterwards).
         steps_per_epoch: the number of batches per epoch, for the progress bar (``len(batches)`` by default).
         progress: draw a tqdm bar; by default unless the environment sets ``COURSE_PROGRESS=0``.
+        early_stopping: stop before ``epochs`` (then a maximum) when the record's ``early_stopping.monitor``
+            stops improving, and restore the best epoch's weights (see :class:`EarlyStopping`).
 
     Returns:
-        ``[{"epoch": e, "loss": mean loss, **mean extras, **after_epoch(e)}]``: weighted means over the epoch.
+        ``[{"epoch": e, "loss": mean loss, **mean extras, **after_epoch(e)}]``: weighted means over the epoch,
+        one record per epoch run (fewer than ``epochs`` when training stopped early).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -65,6 +101,7 @@ def fit(model: nn.Module, batches: Batches, loss: LossFn, optimizer: torch.optim
         steps_per_epoch = len(batches) if hasattr(batches, "__len__") else None
     total = None if steps_per_epoch is None else epochs * steps_per_epoch
     history = []
+    best, best_epoch, best_state = None, 0, None
     with tqdm(total=total, disable=not show_progress(progress), desc=desc, leave=False) as bar:
         for epoch in range(1, epochs + 1):
             model.train()
@@ -93,6 +130,19 @@ def fit(model: nn.Module, batches: Batches, loss: LossFn, optimizer: torch.optim
                 model.train()
             bar.set_postfix(loss=f"{record['loss']:.3f}")
             history.append(record)
+            if early_stopping is not None:
+                if early_stopping.monitor not in record:
+                    raise ValueError(f"early stopping monitors {early_stopping.monitor!r}, but the epoch's record has "
+                                     f"only {sorted(record)}: return it from after_epoch")
+                value = float(record[early_stopping.monitor])
+                if early_stopping.improves(value, best):
+                    best, best_epoch = value, epoch
+                    if early_stopping.restore_best:
+                        best_state = copy.deepcopy(model.state_dict())
+                elif epoch - best_epoch >= early_stopping.patience:
+                    break
+    if best_state is not None and best_epoch != history[-1]["epoch"]:
+        model.load_state_dict(best_state)
     return history
 
 
