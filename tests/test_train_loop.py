@@ -90,3 +90,18 @@ def test_count_parameters():
     model = nn.Linear(3, 2)
     model.bias.requires_grad_(False)
     assert count_parameters(model) == 6
+
+
+def test_fit_stops_when_asked():
+    model = nn.Linear(3, 1)
+    x, y = _regression("cpu")
+    asked = []
+
+    def stop(history):
+        asked.append(len(history))
+        return history[-1]["epoch"] == 3
+
+    history = fit(model, [(x, y)], _mse, torch.optim.SGD(model.parameters(), lr=0.1), epochs=10, stop=stop,
+                  progress=False)
+    assert [r["epoch"] for r in history] == [1, 2, 3], "training ends after the epoch stop() says True"
+    assert asked == [1, 2, 3], "stop() sees the history after every epoch"

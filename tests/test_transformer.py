@@ -515,3 +515,29 @@ def test_short_training_lowers_the_loss(device, make_dates):
     model = Transformer(len(data.src_vocab), len(data.tgt_vocab), TransformerConfig.tiny()).to(device)
     history = train_transformer(model, data, epochs=5, batch_size=40, lr=1e-2, warmup=3)
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+
+
+def test_early_stopping_stops_restores_the_best_weights_and_counts_time(make_dates):
+    from solutions.history.seq2seq import EarlyStopping, evaluate
+    data, valid, _ = make_dates(150, seed=1)
+    torch.manual_seed(0)
+    model = Transformer(len(data.src_vocab), len(data.tgt_vocab), TransformerConfig.tiny())
+    history = train_transformer(model, data, epochs=30, batch_size=40, lr=1e-2, warmup=3, valid=valid, patience=1,
+                                progress=False)
+    accuracies = [h["valid_accuracy"] for h in history]
+    assert len(history) < 30 or max(accuracies) == 1.0, "patience 1 ends training at the first epoch without progress"
+    if len(history) < 30 and max(accuracies) < 1.0:
+        assert accuracies[-1] <= max(accuracies[:-1]), "training stopped although the last epoch improved"
+    assert evaluate(model, valid, with_alignment=False).accuracy == pytest.approx(max(accuracies)), \
+        "the model ends with the weights of its best validation epoch"
+    seconds = [h["train_seconds"] for h in history]
+    assert all(b > a > 0 for a, b in zip(seconds, seconds[1:])), "train_seconds grows from epoch to epoch"
+    with pytest.raises(ValueError, match="valid"):
+        train_transformer(model, data, epochs=1, patience=2)
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(model, valid, patience=0)
+    stopper = EarlyStopping(model, valid, patience=2)
+    stopper.best, stopper.best_epoch = 0.5, 3
+    assert not stopper.stop([{"epoch": 4}]) and stopper.stop([{"epoch": 5}])
+    stopper.best = 1.0
+    assert stopper.stop([{"epoch": 4}]), "a perfect validation score cannot improve: stop"

@@ -19,6 +19,7 @@ Shape letters:
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ __all__ = [
     "Translator",
     "teacher_forcing",
     "sequence_loss",
+    "EarlyStopping",
     "train_seq2seq",
     "Decoded",
     "greedy_decode",
@@ -121,13 +123,51 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = Voc
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)  # (B*T, V) vs (B*T,)
 
 
+class EarlyStopping:
+    """Early stopping on the validation exact match, for :func:`~solutions.train.fit`'s ``after_epoch`` and ``stop``.
+
+    After each epoch ``after_epoch`` records ``valid_accuracy`` (greedy exact match on ``valid``) and
+    ``train_seconds`` (the training time so far, validation excluded) and keeps a copy of the weights of the
+    best epoch; ``stop`` ends training once the accuracy has not improved for ``patience`` epochs or has
+    reached 1; ``restore`` loads the best weights back. With ``patience=None`` it only records.
+    """
+
+    def __init__(self, model: nn.Module, valid: TranslationData, patience: int | None = None) -> None:
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {patience}")
+        self.model, self.valid, self.patience = model, valid, patience
+        self.best, self.best_epoch, self.best_state = -1.0, 0, None
+        self.train_seconds, self._since = 0.0, time.perf_counter()
+
+    def after_epoch(self, epoch: int) -> dict[str, float]:
+        self.train_seconds += time.perf_counter() - self._since
+        accuracy = evaluate(self.model, self.valid, with_alignment=False).accuracy
+        if accuracy > self.best:
+            self.best, self.best_epoch = accuracy, epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        record = {"valid_accuracy": accuracy, "train_seconds": self.train_seconds}
+        self._since = time.perf_counter()
+        return record
+
+    def stop(self, history: list[dict[str, float]]) -> bool:
+        if self.patience is None:
+            return False
+        return self.best >= 1.0 or history[-1]["epoch"] - self.best_epoch >= self.patience
+
+    def restore(self) -> None:
+        if self.patience is not None and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+
 def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_size: int = 64,
                   lr: float = 2e-3, clip: float = 1.0, seed: int = 0, valid: TranslationData | None = None,
-                  progress: bool | None = None) -> list[dict[str, float]]:
+                  progress: bool | None = None, patience: int | None = None) -> list[dict[str, float]]:
     """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
 
     Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus
-    ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given. A tqdm bar shows
+    ``"valid_accuracy"`` (greedy exact match on ``valid``) and ``"train_seconds"`` when ``valid`` is given.
+    With ``patience`` (and ``valid``) training stops early as :class:`EarlyStopping` says and ends with the
+    weights of the best validation epoch; ``epochs`` is then the most it may take. A tqdm bar shows
     progress unless ``progress=False`` or the environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).
     """
     if len(data) == 0:
@@ -140,13 +180,17 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
         logits, _ = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
         return sequence_loss(logits, batch.tgt_out), {"size": len(batch.pairs)}
 
-    def validate(epoch: int) -> dict[str, float]:
-        return {"valid_accuracy": evaluate(model, valid, with_alignment=False).accuracy}
-
-    return fit(model, lambda epoch: data.batches(batch_size, shuffle=True, seed=order), loss,
-               torch.optim.Adam(model.parameters(), lr=lr), epochs=epochs, clip=clip,
-               after_epoch=validate if valid is not None else None,
-               steps_per_epoch=-(-len(data) // batch_size), progress=progress)
+    if patience is not None and valid is None:
+        raise ValueError("early stopping (patience) needs valid data")
+    stopping = EarlyStopping(model, valid, patience) if valid is not None else None
+    history = fit(model, lambda epoch: data.batches(batch_size, shuffle=True, seed=order), loss,
+                  torch.optim.Adam(model.parameters(), lr=lr), epochs=epochs, clip=clip,
+                  after_epoch=stopping.after_epoch if stopping else None,
+                  stop=stopping.stop if stopping else None,
+                  steps_per_epoch=-(-len(data) // batch_size), progress=progress)
+    if stopping:
+        stopping.restore()
+    return history
 
 
 @dataclass

@@ -39,7 +39,8 @@ def fit(model: nn.Module, batches: Batches, loss: LossFn, optimizer: torch.optim
         epochs: int = 1, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         clip: float | None = None, after_epoch: Callable[[int], dict[str, float]] | None = None,
         steps_per_epoch: int | None = None, progress: bool | None = None,
-        desc: str = "training") -> list[dict[str, float]]:
+        desc: str = "training",
+        stop: Callable[[list[dict[str, float]]], bool] | None = None) -> list[dict[str, float]]:
     """Minimise ``loss`` over ``epochs`` passes through the batches; one record per epoch.
 
     Args:
@@ -55,6 +56,8 @@ def fit(model: nn.Module, batches: Batches, loss: LossFn, optimizer: torch.optim
             validation score (training mode is restored afterwards).
         steps_per_epoch: the number of batches per epoch, for the progress bar (``len(batches)`` by default).
         progress: draw a tqdm bar; by default unless the environment sets ``COURSE_PROGRESS=0``.
+        stop: ``stop(history) -> bool``, asked after every epoch with the records so far: True ends the
+            training before ``epochs`` (early stopping; ``epochs`` is then the most it may take).
 
     Returns:
         ``[{"epoch": e, "loss": mean loss, **mean extras, **after_epoch(e)}]``: weighted means over the epoch.
@@ -93,6 +96,8 @@ def fit(model: nn.Module, batches: Batches, loss: LossFn, optimizer: torch.optim
                 model.train()
             bar.set_postfix(loss=f"{record['loss']:.3f}")
             history.append(record)
+            if stop is not None and stop(history):
+                break
     return history
 
 
