@@ -541,3 +541,24 @@ def test_early_stopping_stops_restores_the_best_weights_and_counts_time(make_dat
     assert not stopper.stop([{"epoch": 4}]) and stopper.stop([{"epoch": 5}])
     stopper.best = 1.0
     assert stopper.stop([{"epoch": 4}]), "a perfect validation score cannot improve: stop"
+
+
+def test_teacher_forced_exact_match_equals_greedy_exact_match():
+    from solutions.data import TranslationData, generate_date_lists
+    from solutions.history.bahdanau import BahdanauConfig, RNNsearch
+    from solutions.history.seq2seq import evaluate, teacher_forced_exact_match, train_seq2seq
+    data, valid, _ = TranslationData.from_pairs(generate_date_lists(300, 1, seed=3), seed=0)
+    torch.manual_seed(0)
+    transformer = Transformer(len(data.src_vocab), len(data.tgt_vocab), TransformerConfig.tiny(d_model=32, d_ff=64))
+    for restart in range(4):  # four short warm restarts: about 13% exact match, a half-trained model
+        train_transformer(transformer, data, epochs=3, batch_size=20, lr=1e-2, warmup=3, progress=False, seed=restart)
+    rnn = RNNsearch(BahdanauConfig(len(data.src_vocab), len(data.tgt_vocab), embed_dim=32, hidden_dim=32,
+                                   align_dim=32, output_dim=32))
+    train_seq2seq(rnn, data, epochs=12, batch_size=20, lr=1e-2, progress=False)
+    greedy = evaluate(transformer, valid, with_alignment=False).accuracy
+    assert 0 < greedy < 1, "a half-trained model, so that right and wrong examples both occur"
+    for model in (transformer, rnn):
+        greedy = evaluate(model, valid, with_alignment=False).accuracy
+        assert teacher_forced_exact_match(model, valid) == pytest.approx(greedy), type(model).__name__
+    parallel = teacher_forced_exact_match(transformer, valid, logits_of=lambda m, b: m(b.src, b.src_lens, b.tgt_in)[0])
+    assert parallel == pytest.approx(evaluate(transformer, valid, with_alignment=False).accuracy)

@@ -37,6 +37,7 @@ __all__ = [
     "Translator",
     "teacher_forcing",
     "sequence_loss",
+    "teacher_forced_exact_match",
     "EarlyStopping",
     "train_seq2seq",
     "Decoded",
@@ -123,25 +124,48 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = Voc
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)  # (B*T, V) vs (B*T,)
 
 
+def teacher_forced_exact_match(model: nn.Module, data: TranslationData, batch_size: int = 256,
+                               logits_of=None) -> float:
+    """The fraction of examples whose every target token (EOS included) is the argmax of the teacher-forced
+    logits — the greedy exact match of :func:`evaluate`, for the cost of one teacher-forced pass.
+
+    Greedy decoding feeds back its own argmax, so it writes the gold target exactly when each teacher-forced
+    argmax is the gold token (barring exact ties between logits); a target with a word outside the vocabulary
+    counts as wrong, as in :func:`evaluate`. ``logits_of(model, batch)`` returns logits
+    (B, T, V); by default :func:`teacher_forcing`, step by step (a Transformer passes its parallel forward).
+    """
+    logits_of = logits_of or (lambda m, b: teacher_forcing(m, b.src, b.src_lens, b.tgt_in)[0])
+    correct = 0
+    with evaluating(model):
+        for batch in data.batches(batch_size):
+            batch = batch.to(next(model.parameters()).device)
+            right = (logits_of(model, batch).argmax(-1) == batch.tgt_out) | (batch.tgt_out == Vocab.pad_id)  # (B, T)
+            right &= batch.tgt_out != Vocab.unk_id  # a gold word outside the vocabulary cannot be written
+            correct += int(right.all(dim=1).sum())
+    return correct / len(data)
+
+
 class EarlyStopping:
     """Early stopping on the validation exact match, for :func:`~solutions.train.fit`'s ``after_epoch`` and ``stop``.
 
-    After each epoch ``after_epoch`` records ``valid_accuracy`` (greedy exact match on ``valid``) and
-    ``train_seconds`` (the training time so far, validation excluded) and keeps a copy of the weights of the
-    best epoch; ``stop`` ends training once the accuracy has not improved for ``patience`` epochs or has
-    reached 1; ``restore`` loads the best weights back. With ``patience=None`` it only records.
+    After each epoch ``after_epoch`` records ``valid_accuracy`` (the exact match on ``valid``, computed by
+    :func:`teacher_forced_exact_match`) and ``train_seconds`` (the training time so far, validation
+    excluded) and keeps a copy of the weights of the best epoch; ``stop`` ends training once the accuracy has
+    not improved for ``patience`` epochs or has reached 1; ``restore`` loads the best weights back. With
+    ``patience=None`` it only records.
     """
 
-    def __init__(self, model: nn.Module, valid: TranslationData, patience: int | None = None) -> None:
+    def __init__(self, model: nn.Module, valid: TranslationData, patience: int | None = None,
+                 logits_of=None) -> None:
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {patience}")
-        self.model, self.valid, self.patience = model, valid, patience
+        self.model, self.valid, self.patience, self.logits_of = model, valid, patience, logits_of
         self.best, self.best_epoch, self.best_state = -1.0, 0, None
         self.train_seconds, self._since = 0.0, time.perf_counter()
 
     def after_epoch(self, epoch: int) -> dict[str, float]:
         self.train_seconds += time.perf_counter() - self._since
-        accuracy = evaluate(self.model, self.valid, with_alignment=False).accuracy
+        accuracy = teacher_forced_exact_match(self.model, self.valid, logits_of=self.logits_of)
         if accuracy > self.best:
             self.best, self.best_epoch = accuracy, epoch
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -165,7 +189,8 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
     """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
 
     Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus
-    ``"valid_accuracy"`` (greedy exact match on ``valid``) and ``"train_seconds"`` when ``valid`` is given.
+    ``"valid_accuracy"`` (the exact match on ``valid``; see :func:`teacher_forced_exact_match`) and
+    ``"train_seconds"`` when ``valid`` is given.
     With ``patience`` (and ``valid``) training stops early as :class:`EarlyStopping` says and ends with the
     weights of the best validation epoch; ``epochs`` is then the most it may take. A tqdm bar shows
     progress unless ``progress=False`` or the environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).

@@ -369,7 +369,8 @@ def train_transformer(model: Transformer, data: TranslationData, epochs: int, ba
 
     if patience is not None and valid is None:
         raise ValueError("early stopping (patience) needs valid data")
-    stopping = EarlyStopping(model, valid, patience) if valid is not None else None
+    parallel = lambda m, b: m(b.src, b.src_lens, b.tgt_in, need_weights=False)[0]  # noqa: E731  (B, T, V)
+    stopping = EarlyStopping(model, valid, patience, logits_of=parallel) if valid is not None else None
     history = fit(model, lambda epoch: data.batches(batch_size, shuffle=True, seed=order), loss, optimizer,
                   epochs=epochs, scheduler=scheduler, clip=clip, steps_per_epoch=-(-len(data) // batch_size),
                   progress=progress, after_epoch=stopping.after_epoch if stopping else None,
