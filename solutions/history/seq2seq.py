@@ -18,6 +18,7 @@ Shape letters:
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "Translator",
     "teacher_forcing",
     "sequence_loss",
+    "teacher_forced_scores",
     "teacher_forced_exact_match",
     "EarlyStopping",
     "train_seq2seq",
@@ -124,34 +126,48 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = Voc
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)  # (B*T, V) vs (B*T,)
 
 
-def teacher_forced_exact_match(model: nn.Module, data: TranslationData, batch_size: int = 256,
-                               logits_of=None) -> float:
-    """The fraction of examples whose every target token (EOS included) is the argmax of the teacher-forced
-    logits — the greedy exact match of :func:`evaluate`, for the cost of one teacher-forced pass.
+def teacher_forced_scores(model: nn.Module, data: TranslationData, batch_size: int = 256,
+                          logits_of=None) -> tuple[float, float]:
+    """(exact match, mean cross-entropy per target token) of one teacher-forced pass over ``data``.
 
-    Greedy decoding feeds back its own argmax, so it writes the gold target exactly when each teacher-forced
-    argmax is the gold token (barring exact ties between logits); a target with a word outside the vocabulary
-    counts as wrong, as in :func:`evaluate`. ``logits_of(model, batch)`` returns logits
-    (B, T, V); by default :func:`teacher_forcing`, step by step (a Transformer passes its parallel forward).
+    The exact match is the fraction of examples whose every target token (EOS included) is the argmax of
+    the teacher-forced logits — the greedy exact match of :func:`evaluate`: greedy decoding feeds back its
+    own argmax, so it writes the gold target exactly when each teacher-forced argmax is the gold token
+    (barring exact ties between logits); a target with a word outside the vocabulary counts as wrong, as
+    in :func:`evaluate`. ``logits_of(model, batch)`` returns logits (B, T, V); by default
+    :func:`teacher_forcing`, step by step (a Transformer passes its parallel forward).
     """
     logits_of = logits_of or (lambda m, b: teacher_forcing(m, b.src, b.src_lens, b.tgt_in)[0])
-    correct = 0
+    correct, loss, tokens = 0, 0.0, 0
     with evaluating(model):
         for batch in data.batches(batch_size):
             batch = batch.to(next(model.parameters()).device)
-            right = (logits_of(model, batch).argmax(-1) == batch.tgt_out) | (batch.tgt_out == Vocab.pad_id)  # (B, T)
+            logits = logits_of(model, batch)  # (B, T, V)
+            right = (logits.argmax(-1) == batch.tgt_out) | (batch.tgt_out == Vocab.pad_id)  # (B, T)
             right &= batch.tgt_out != Vocab.unk_id  # a gold word outside the vocabulary cannot be written
             correct += int(right.all(dim=1).sum())
-    return correct / len(data)
+            real = int((batch.tgt_out != Vocab.pad_id).sum())
+            loss += sequence_loss(logits, batch.tgt_out).item() * real
+            tokens += real
+    return correct / len(data), loss / tokens
+
+
+def teacher_forced_exact_match(model: nn.Module, data: TranslationData, batch_size: int = 256,
+                               logits_of=None) -> float:
+    """The greedy exact match of :func:`evaluate` for the cost of one teacher-forced pass (see
+    :func:`teacher_forced_scores`)."""
+    return teacher_forced_scores(model, data, batch_size, logits_of)[0]
 
 
 class EarlyStopping:
     """Early stopping on the validation exact match, for :func:`~solutions.train.fit`'s ``after_epoch`` and ``stop``.
 
-    After each epoch ``after_epoch`` records ``valid_accuracy`` (the exact match on ``valid``, computed by
-    :func:`teacher_forced_exact_match`) and ``train_seconds`` (the training time so far, validation
-    excluded) and keeps a copy of the weights of the best epoch; ``stop`` ends training once the accuracy has
-    not improved for ``patience`` epochs or has reached 1; ``restore`` loads the best weights back. With
+    After each epoch ``after_epoch`` records ``valid_accuracy`` and ``valid_loss`` (the exact match and the
+    cross-entropy per token on ``valid``, from :func:`teacher_forced_scores`) and ``train_seconds`` (the
+    training time so far, validation excluded), and keeps a copy of the weights of the best epoch, the one
+    with the lowest validation loss (the exact match of a long target stays at 0 for many epochs, so it
+    cannot tell early progress). ``stop`` ends training once the loss has not improved for ``patience``
+    epochs or the exact match has reached 1; ``restore`` loads the best weights back. With
     ``patience=None`` it only records.
     """
 
@@ -160,23 +176,23 @@ class EarlyStopping:
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {patience}")
         self.model, self.valid, self.patience, self.logits_of = model, valid, patience, logits_of
-        self.best, self.best_epoch, self.best_state = -1.0, 0, None
+        self.best_loss, self.best_epoch, self.best_state, self.perfect = math.inf, 0, None, False
         self.train_seconds, self._since = 0.0, time.perf_counter()
 
     def after_epoch(self, epoch: int) -> dict[str, float]:
         self.train_seconds += time.perf_counter() - self._since
-        accuracy = teacher_forced_exact_match(self.model, self.valid, logits_of=self.logits_of)
-        if accuracy > self.best:
-            self.best, self.best_epoch = accuracy, epoch
+        accuracy, loss = teacher_forced_scores(self.model, self.valid, logits_of=self.logits_of)
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.perfect = loss, epoch, accuracy >= 1.0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        record = {"valid_accuracy": accuracy, "train_seconds": self.train_seconds}
+        record = {"valid_accuracy": accuracy, "valid_loss": loss, "train_seconds": self.train_seconds}
         self._since = time.perf_counter()
         return record
 
     def stop(self, history: list[dict[str, float]]) -> bool:
         if self.patience is None:
             return False
-        return self.best >= 1.0 or history[-1]["epoch"] - self.best_epoch >= self.patience
+        return self.perfect or history[-1]["epoch"] - self.best_epoch >= self.patience
 
     def restore(self) -> None:
         if self.patience is not None and self.best_state is not None:
@@ -189,8 +205,8 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
     """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
 
     Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus
-    ``"valid_accuracy"`` (the exact match on ``valid``; see :func:`teacher_forced_exact_match`) and
-    ``"train_seconds"`` when ``valid`` is given.
+    ``"valid_accuracy"``, ``"valid_loss"`` and ``"train_seconds"`` when ``valid`` is given (see
+    :class:`EarlyStopping`).
     With ``patience`` (and ``valid``) training stops early as :class:`EarlyStopping` says and ends with the
     weights of the best validation epoch; ``epochs`` is then the most it may take. A tqdm bar shows
     progress unless ``progress=False`` or the environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).
