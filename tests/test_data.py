@@ -46,6 +46,42 @@ def test_other_locales_reorder_day_month_year(locale, width, text, tokens):
     assert not any(j == 6 for _, j in pair.alignment), "no weekday in the source, so 星期三 is unlinked"
 
 
+def test_dates_without_the_weekday():
+    pair = render_date(WEDNESDAY, "en_US", "full", weekday=False)
+    assert pair.source_text == "Wednesday, November 25, 2026", "the source is unchanged"
+    assert pair.target_text == "2026年11月25日" and pair.target == ("2026", "年", "11", "月", "25", "日")
+    assert pair.alignment == {(2, 2), (2, 3), (3, 4), (3, 5), (5, 0), (5, 1)}, "Wednesday stays unlinked"
+    with_weekday = generate_dates(300, seed=4)
+    without = generate_dates(300, seed=4, weekday=False)
+    assert [p.source for p in without] == [p.source for p in with_weekday], "the same dates in the same formats"
+    assert all(p.target == q.target[:6] and len(q.target) == 7 for p, q in zip(without, with_weekday))
+    assert all(j < 6 for p in without for _, j in p.alignment)
+
+
+def test_date_lists_join_dates_and_shift_their_links():
+    from solutions.data.dates import generate_date_lists
+    singles = generate_dates(6, seed=5, weekday=False)
+    pairs = generate_date_lists(2, 3, seed=5)
+    assert len(pairs) == 2
+    first = pairs[0]
+    assert first.source == singles[0].source + (";",) + singles[1].source + (";",) + singles[2].source
+    assert first.target == singles[0].target + ("，",) + singles[1].target + ("，",) + singles[2].target
+    assert first.source_text == "; ".join(p.source_text for p in singles[:3])
+    assert first.target_text == "，".join(p.target_text for p in singles[:3])
+    for i, j in first.alignment:  # every link joins a source token and a target token of the same date
+        assert first.source[:i].count(";") == first.target[:j].count("，"), (i, j)
+    assert len(first.alignment) == sum(len(p.alignment) for p in singles[:3])
+    reversed_ = generate_date_lists(2, 3, seed=5, reverse=True)[0]
+    assert reversed_.source == first.source
+    assert reversed_.target == singles[2].target + ("，",) + singles[1].target + ("，",) + singles[0].target
+    for i, j in reversed_.alignment:  # source date k is target date 2 - k
+        assert reversed_.source[:i].count(";") == 2 - reversed_.target[:j].count("，"), (i, j)
+    with pytest.raises(ValueError, match="length"):
+        generate_date_lists(2, 0)
+    with pytest.raises(ValueError, match="unique"):
+        generate_date_lists(2, 2, unique=True)
+
+
 def test_every_format_links_year_month_and_day():
     for locale, width in DATE_FORMATS:
         pair = render_date(date(1987, 3, 9), locale, width)

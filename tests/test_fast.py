@@ -308,3 +308,17 @@ def test_benchmark_script_writes_its_csv(tmp_path):
     assert all(float(r["seconds"]) > 0 and int(r["peak_extra_bytes"]) >= 0 for r in rows)
     assert all(r["device"] == "cpu" and r["device_name"] for r in rows)
     assert "target chunked / naive peak extra memory" in done.stdout
+
+
+def test_time_function_and_peak_extra_memory_of_any_call():
+    from solutions.fast.measure import peak_extra_memory_of, time_function
+    times = time_function(lambda: torch.ones(100).sum(), repeats=4)
+    assert len(times) == 4 and all(t > 0 for t in times)
+    with pytest.raises(ValueError, match="repeats"):
+        time_function(lambda: None, repeats=0)
+    big = lambda: torch.ones(4 * 2**20)  # 16 MiB held at the peak  # noqa: E731
+    big()
+    peak = peak_extra_memory_of(big)
+    if peak is not None:  # None where Linux forbids resetting the peak
+        assert 15 * 2**20 <= peak <= 40 * 2**20, peak
+        assert peak_extra_memory_of(lambda: torch.ones(16).sum()) < 4 * 2**20

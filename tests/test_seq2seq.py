@@ -5,8 +5,8 @@ from torch import nn
 
 from solutions.data import Vocab, sentence_pair
 from solutions.attention import attention
-from solutions.history.seq2seq import (Evaluation, RNNEncoder, accuracy_by, evaluate, greedy_decode, sequence_loss, teacher_forcing, train_seq2seq,
-                                     validation_loss)
+from solutions.history.seq2seq import (Evaluation, RNNEncoder, accuracy_by, evaluate, greedy_decode, sequence_loss,
+                                     teacher_forced_scores, teacher_forcing, train_seq2seq)
 from solutions.train import count_parameters
 
 EOS, BOS = Vocab.eos_id, Vocab.bos_id
@@ -143,7 +143,7 @@ def test_early_stopping_on_the_validation_loss(device, dates):
         train_seq2seq(TinyTranslator(len(train.src_vocab), len(train.tgt_vocab)), train, epochs=2, patience=1)
     torch.manual_seed(0)
     model = TinyTranslator(len(train.src_vocab), len(train.tgt_vocab)).to(device)
-    untrained = validation_loss(model, valid)
+    untrained = teacher_forced_scores(model, valid)[1]
     # one batch by hand: the mean over its non-padding target tokens
     batch = next(valid.batches(len(valid))).to(device)
     with torch.no_grad():
@@ -154,7 +154,7 @@ def test_early_stopping_on_the_validation_loss(device, dates):
     losses = [h["valid_loss"] for h in history]
     best = min(range(len(losses)), key=losses.__getitem__)
     assert len(history) == best + 3 <= 12, f"two epochs without improvement after the best, then stop: {losses}"
-    assert validation_loss(model, valid) == pytest.approx(losses[best], rel=1e-5), "the best weights are restored"
+    assert teacher_forced_scores(model, valid)[1] == pytest.approx(losses[best], rel=1e-5), "the best weights are restored"
     assert all("valid_accuracy" in h for h in history)
     # on the validation exact match (higher is better): a diverging model stays at 0, so the first epoch is the best
     with pytest.raises(ValueError, match="monitor"):

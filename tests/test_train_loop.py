@@ -142,3 +142,20 @@ def test_early_stopping_errors():
         EarlyStopping(mode="lowest")
     with pytest.raises(ValueError, match="patience"):
         EarlyStopping(patience=0)
+
+
+def test_early_stopping_ends_at_a_best_epoch_that_is_good_enough():
+    model = nn.Linear(1, 1, bias=False)
+    batches = [(torch.ones(1, 1), torch.full((1,), 100.0))]
+    records = [{"valid_loss": 3.0, "valid_accuracy": 0.5}, {"valid_loss": 2.0, "valid_accuracy": 1.0},
+               {"valid_loss": 1.0, "valid_accuracy": 1.0}]
+    stop = EarlyStopping(patience=5, enough=("valid_accuracy", 1.0))
+    history = fit(model, batches, _mse, torch.optim.SGD(model.parameters(), lr=0.01), epochs=3,
+                  after_epoch=lambda e: records[e - 1], early_stopping=stop, progress=False)
+    assert [r["epoch"] for r in history] == [1, 2], "epoch 2 is the best so far and reaches the goal: stop there"
+    # a record that reaches the goal but is not a best epoch does not end training
+    records = [{"valid_loss": 1.0, "valid_accuracy": 0.9}, {"valid_loss": 2.0, "valid_accuracy": 1.0},
+               {"valid_loss": 3.0, "valid_accuracy": 1.0}]
+    history = fit(model, batches, _mse, torch.optim.SGD(model.parameters(), lr=0.01), epochs=3,
+                  after_epoch=lambda e: records[e - 1], early_stopping=stop, progress=False)
+    assert len(history) == 3

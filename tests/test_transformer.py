@@ -515,3 +515,53 @@ def test_short_training_lowers_the_loss(device, make_dates):
     model = Transformer(len(data.src_vocab), len(data.tgt_vocab), TransformerConfig.tiny()).to(device)
     history = train_transformer(model, data, epochs=5, batch_size=40, lr=1e-2, warmup=3)
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+
+
+def test_early_stopping_stops_restores_the_best_weights_and_counts_time(make_dates):
+    from solutions.history.seq2seq import evaluate, stopping_rule
+    data, valid, _ = make_dates(150, seed=1)
+    torch.manual_seed(0)
+    model = Transformer(len(data.src_vocab), len(data.tgt_vocab), TransformerConfig.tiny())
+    # lr 0: the validation loss never improves after the first epoch, so patience 2 stops after epoch 3
+    frozen = train_transformer(model, data, epochs=30, batch_size=40, lr=0.0, warmup=3, valid=valid, patience=2,
+                               progress=False)
+    assert [h["epoch"] for h in frozen] == [1, 2, 3], "patience 2 ends training two epochs after the best"
+    history = train_transformer(model, data, epochs=8, batch_size=40, lr=1e-2, warmup=3, valid=valid, patience=8,
+                                progress=False)
+    losses = [h["valid_loss"] for h in history]
+    best = min(range(len(history)), key=losses.__getitem__)
+    assert evaluate(model, valid, with_alignment=False).accuracy == pytest.approx(history[best]["valid_accuracy"]), \
+        "the model ends with the weights of its best validation epoch"
+    seconds = [h["train_seconds"] for h in history]
+    assert all(b > a > 0 for a, b in zip(seconds, seconds[1:])), "train_seconds grows from epoch to epoch"
+    with pytest.raises(ValueError, match="valid"):
+        train_transformer(model, data, epochs=1, patience=2)
+    with pytest.raises(ValueError, match="patience"):
+        stopping_rule(0)
+    with pytest.raises(ValueError, match="monitor"):
+        stopping_rule(2, monitor="valid_bleu")
+    assert stopping_rule(None) is None
+    rule = stopping_rule(2, enough=1.0)
+    assert (rule.monitor, rule.mode, rule.enough) == ("valid_loss", "min", ("valid_accuracy", 1.0))
+    assert stopping_rule(3, monitor="valid_accuracy").mode == "max"
+
+
+def test_teacher_forced_exact_match_equals_greedy_exact_match():
+    from solutions.data import TranslationData, generate_date_lists
+    from solutions.history.bahdanau import BahdanauConfig, RNNsearch
+    from solutions.history.seq2seq import evaluate, teacher_forced_exact_match, train_seq2seq
+    data, valid, _ = TranslationData.from_pairs(generate_date_lists(300, 1, seed=3), seed=0)
+    torch.manual_seed(0)
+    transformer = Transformer(len(data.src_vocab), len(data.tgt_vocab), TransformerConfig.tiny(d_model=32, d_ff=64))
+    for restart in range(4):  # four short warm restarts: about 13% exact match, a half-trained model
+        train_transformer(transformer, data, epochs=3, batch_size=20, lr=1e-2, warmup=3, progress=False, seed=restart)
+    rnn = RNNsearch(BahdanauConfig(len(data.src_vocab), len(data.tgt_vocab), embed_dim=32, hidden_dim=32,
+                                   align_dim=32, output_dim=32))
+    train_seq2seq(rnn, data, epochs=12, batch_size=20, lr=1e-2, progress=False)
+    greedy = evaluate(transformer, valid, with_alignment=False).accuracy
+    assert 0 < greedy < 1, "a half-trained model, so that right and wrong examples both occur"
+    for model in (transformer, rnn):
+        greedy = evaluate(model, valid, with_alignment=False).accuracy
+        assert teacher_forced_exact_match(model, valid) == pytest.approx(greedy), type(model).__name__
+    parallel = teacher_forced_exact_match(transformer, valid, logits_of=lambda m, b: m(b.src, b.src_lens, b.tgt_in)[0])
+    assert parallel == pytest.approx(evaluate(transformer, valid, with_alignment=False).accuracy)

@@ -1,7 +1,7 @@
 """The course's data: generated or shipped inside a package, deterministic given a seed, never downloaded at run time.
 
 * :mod:`~solutions.data.pairs` — :class:`Pair`, a sentence pair with gold sure/possible links;
-* :mod:`~solutions.data.dates` — one date in many locales → the Chinese date;
+* :mod:`~solutions.data.dates` — one date (or a list of dates) in many locales → the Chinese date;
 * :mod:`~solutions.data.grammar` — the toy English→Chinese grammar and its lexicon;
 * :mod:`~solutions.data.vocab` — the one vocabulary (:class:`Vocab`) and padding (:func:`pad_batch`);
 * :mod:`~solutions.data.batches` — :class:`TranslationData`, pairs served as padded batches;
@@ -15,7 +15,7 @@
 """
 from .batches import Batch, TranslationData, split
 from .digits import DISTORTIONS, DigitCanvases, digit_split, load_digit_images, make_digit_canvases
-from .dates import DATE_FORMATS, TARGET_LOCALE, TARGET_WIDTH, WIDTHS, generate_dates, render_date
+from .dates import DATE_FORMATS, TARGET_LOCALE, TARGET_WIDTH, WIDTHS, generate_date_lists, generate_dates, render_date
 from .grammar import OBJECT_CLASSES, count_sentences, generate_sentences, lexicon_links, sentence_pair
 from .lookups import TokenTask, contains_task, recall_task, repeat_task
 from .pairs import Link, Pair
@@ -25,7 +25,7 @@ from .vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab, pad_batch
 __all__ = [
     "Batch", "TranslationData", "split",
     "DISTORTIONS", "DigitCanvases", "digit_split", "load_digit_images", "make_digit_canvases",
-    "DATE_FORMATS", "TARGET_LOCALE", "TARGET_WIDTH", "WIDTHS", "generate_dates", "render_date",
+    "DATE_FORMATS", "TARGET_LOCALE", "TARGET_WIDTH", "WIDTHS", "generate_date_lists", "generate_dates", "render_date",
     "OBJECT_CLASSES", "count_sentences", "generate_sentences", "lexicon_links", "sentence_pair",
     "Link", "Pair",
     "RegressionData", "make_regression_data", "target_function",

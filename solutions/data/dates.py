@@ -69,10 +69,12 @@ def _field_text(locale: str, field: str, value: date) -> str:
     return DateTimeFormat(value, Locale.parse(locale))[field]
 
 
-def _render(d: date, locale: str, width: str, attach: bool) -> tuple[list[str], list[str | None], str]:
+def _render(d: date, locale: str, width: str, attach: bool, weekday: bool = True
+            ) -> tuple[list[str], list[str | None], str]:
     """Tokens, the field kind of each token (None for literals) and the surface string.
 
-    With ``attach`` a literal takes the kind of the field before it (Chinese 年, 月, 日 units).
+    With ``attach`` a literal takes the kind of the field before it (Chinese 年, 月, 日 units). Without
+    ``weekday`` the weekday field is left out, and so are the literals attached to it.
     """
     tokens: list[str] = []
     kinds: list[str | None] = []
@@ -81,8 +83,12 @@ def _render(d: date, locale: str, width: str, attach: bool) -> tuple[list[str], 
     for kind, value in _pattern(locale, width):
         if kind == "chars":
             pieces, label = _LITERAL.findall(value), (last if attach else None)
+            if label == "weekday" and not weekday:
+                continue
         else:
             last = _FIELD_KIND[value[0]]
+            if last == "weekday" and not weekday:
+                continue
             value = _field_text(locale, value, _CANONICAL[last](d))
             pieces, label = value.split(), last
         text.append(value)
@@ -91,28 +97,33 @@ def _render(d: date, locale: str, width: str, attach: bool) -> tuple[list[str], 
     return tokens, kinds, "".join(text)
 
 
-def render_date(d: date, locale: str = "en_US", width: str = "full") -> Pair:
+def render_date(d: date, locale: str = "en_US", width: str = "full", weekday: bool = True) -> Pair:
     """The pair (``d`` in ``locale``/``width``, ``d`` in Chinese) with field-to-field sure links.
 
     A source field token links to every target token of the same field (month "November" → "11", "月");
     punctuation and literal words ("de") stay unlinked, and so does the Chinese weekday when the source
     has none. Any Babel locale whose pattern uses only year/month/day/weekday fields is accepted.
+    With ``weekday=False`` the Chinese target ends at 日 ("2026年11月25日"): nothing in it has to be
+    computed from the calendar, and a weekday the source names ("Wednesday") stays unlinked.
     """
     if not isinstance(d, date):
         raise ValueError(f"expected a datetime.date, got {type(d).__name__}")
     src, src_kinds, src_text = _render(d, locale, width, attach=False)
-    tgt, tgt_kinds, tgt_text = _render(d, TARGET_LOCALE, TARGET_WIDTH, attach=True)
+    tgt, tgt_kinds, tgt_text = _render(d, TARGET_LOCALE, TARGET_WIDTH, attach=True, weekday=weekday)
     links = frozenset((i, j) for i, a in enumerate(src_kinds) if a
                       for j, b in enumerate(tgt_kinds) if a == b)
     return Pair(tuple(src), tuple(tgt), links, links, src_text, tgt_text)
 
 
 def generate_dates(n: int, seed: int = 0, start: date = date(1950, 1, 1), end: date = date(2049, 12, 31),
-                   formats: Sequence[tuple[str, str]] = DATE_FORMATS, unique: bool = False) -> list[Pair]:
+                   formats: Sequence[tuple[str, str]] = DATE_FORMATS, unique: bool = False,
+                   weekday: bool = True) -> list[Pair]:
     """``n`` pairs of uniformly drawn dates in [start, end], each in a uniformly drawn format.
 
     Two-digit years ("25.11.26") identify the year only within a span of at most 100 years, so such
-    formats require ``end.year - start.year < 100``. With ``unique`` no source string repeats.
+    formats require ``end.year - start.year < 100``. With ``unique`` no source string repeats. With
+    ``weekday=False`` the targets leave out the weekday (see :func:`render_date`), which most of the
+    default formats do not name and a model would otherwise have to compute from the calendar.
     """
     check_count(n)
     if start > end:
@@ -131,6 +142,43 @@ def generate_dates(n: int, seed: int = 0, start: date = date(1950, 1, 1), end: d
 
     def draw() -> Pair:
         day = start + timedelta(days=rng.randrange(span))
-        return render_date(day, *formats[rng.randrange(len(formats))])
+        return render_date(day, *formats[rng.randrange(len(formats))], weekday=weekday)
 
     return collect_pairs(n, draw, unique)
+
+
+def generate_date_lists(n: int, length: int, seed: int = 0, weekday: bool = False,
+                        reverse: bool = False, **options) -> list[Pair]:
+    """``n`` pairs of ``length`` dates each, joined by ";" in the source and by "，" in the target.
+
+    The dates are those of ``generate_dates(n * length, seed, weekday=weekday, **options)``, taken
+    ``length`` at a time; each is rendered as in :func:`render_date` and its links are shifted to its place.
+    With ``reverse`` the target lists the dates in the opposite order, so that the first target date is
+    linked to the last source date: a reordering across the whole sequence.
+    """
+    check_count(n)
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
+    if options.get("unique"):
+        raise ValueError("unique is not supported for date lists")
+    singles = generate_dates(n * length, seed, weekday=weekday, **options)
+    pairs = []
+    for k in range(0, len(singles), length):
+        group = singles[k:k + length]
+        src_starts, src = [], []
+        for p in group:
+            src += [";"] if src else []
+            src_starts.append(len(src))
+            src += p.source
+        tgt_starts, tgt = {}, []
+        for index in (reversed(range(length)) if reverse else range(length)):
+            tgt += ["，"] if tgt else []
+            tgt_starts[index] = len(tgt)
+            tgt += group[index].target
+        shift = lambda links, i: frozenset((a + src_starts[i], b + tgt_starts[i]) for a, b in links)
+        sure = frozenset().union(*(shift(p.alignment, i) for i, p in enumerate(group)))
+        possible = frozenset().union(*(shift(p.possible, i) for i, p in enumerate(group)))
+        order = reversed(group) if reverse else group
+        pairs.append(Pair(tuple(src), tuple(tgt), sure, possible, "; ".join(p.source_text for p in group),
+                          "，".join(p.target_text for p in order)))
+    return pairs

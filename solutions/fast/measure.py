@@ -37,7 +37,8 @@ from .kernels import flex_sliding_window, sdpa
 from .windowed import sliding_window_attention
 
 __all__ = ["METHODS", "QUADRATIC", "DEFAULT_WINDOW", "method", "inputs", "time_call", "peak_extra_memory",
-           "predicted_naive_bytes", "available_memory", "device_name", "sweep"]
+           "time_function", "peak_extra_memory_of", "predicted_naive_bytes", "available_memory", "device_name",
+           "sweep"]
 
 DEFAULT_WINDOW = 256  # w of the sliding-window method
 
@@ -106,6 +107,40 @@ def time_call(name: str, q, k, v, *, window: int = DEFAULT_WINDOW, backward: boo
     if once() > 10:  # a call of more than 10 s (the quadratic paths at T = 16,384): its spread is small
         repeats = 1
     return [once() for _ in range(repeats)]
+
+
+def time_function(fn: Callable[[], object], repeats: int = 3) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn()`` on the CPU after one warm-up call, without gradients (any
+    function: a layer of a chapter, where :func:`time_call` times the attention methods of :data:`METHODS`)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+
+    def once() -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            fn()
+        return time.perf_counter() - start
+
+    once()
+    return [once() for _ in range(repeats)]
+
+
+def peak_extra_memory_of(fn: Callable[[], object]) -> int | None:
+    """Bytes the CPU call ``fn()`` (without gradients) needs above the memory resident before it, at its peak,
+    measured in this process as :func:`peak_extra_memory` does; None where Linux does not let a process reset
+    its peak resident memory (there a fresh process would be needed, which an arbitrary function cannot be
+    sent to). Call ``fn`` once before, so that the code of its kernels is not counted."""
+    gc.collect()
+    _fixed_mmap_threshold()
+    if not _reset_peak_resident():
+        _fixed_mmap_threshold(32 * 2**20, trim=False)
+        return None
+    before = _memory_status("VmRSS")
+    with torch.no_grad():
+        fn()
+    peak = _memory_status("VmHWM") - before
+    _fixed_mmap_threshold(32 * 2**20, trim=False)
+    return max(0, peak)
 
 
 def device_name(device) -> str:

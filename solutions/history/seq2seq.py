@@ -19,8 +19,9 @@ Shape letters:
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -36,8 +37,11 @@ __all__ = [
     "Translator",
     "teacher_forcing",
     "sequence_loss",
+    "teacher_forced_scores",
+    "teacher_forced_exact_match",
+    "validation_epochs",
+    "stopping_rule",
     "train_seq2seq",
-    "validation_loss",
     "Decoded",
     "greedy_decode",
     "Evaluation",
@@ -122,26 +126,84 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = Voc
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)  # (B*T, V) vs (B*T,)
 
 
+def teacher_forced_scores(model: nn.Module, data: TranslationData, batch_size: int = 256,
+                          logits_of=None) -> tuple[float, float]:
+    """(exact match, mean cross-entropy per target token) of one teacher-forced pass over ``data``.
+
+    The exact match is the fraction of examples whose every target token (EOS included) is the argmax of
+    the teacher-forced logits — the greedy exact match of :func:`evaluate`: greedy decoding feeds back its
+    own argmax, so it writes the gold target exactly when each teacher-forced argmax is the gold token
+    (barring exact ties between logits); a target with a word outside the vocabulary counts as wrong, as
+    in :func:`evaluate`. ``logits_of(model, batch)`` returns logits (B, T, V); by default
+    :func:`teacher_forcing`, step by step (a Transformer passes its parallel forward).
+    """
+    logits_of = logits_of or (lambda m, b: teacher_forcing(m, b.src, b.src_lens, b.tgt_in)[0])
+    correct, loss, tokens = 0, 0.0, 0
+    with evaluating(model):
+        for batch in data.batches(batch_size):
+            batch = batch.to(next(model.parameters()).device)
+            logits = logits_of(model, batch)  # (B, T, V)
+            right = (logits.argmax(-1) == batch.tgt_out) | (batch.tgt_out == Vocab.pad_id)  # (B, T)
+            right &= batch.tgt_out != Vocab.unk_id  # a gold word outside the vocabulary cannot be written
+            correct += int(right.all(dim=1).sum())
+            real = int((batch.tgt_out != Vocab.pad_id).sum())
+            loss += sequence_loss(logits, batch.tgt_out).item() * real
+            tokens += real
+    return correct / len(data), loss / tokens
+
+
+def teacher_forced_exact_match(model: nn.Module, data: TranslationData, batch_size: int = 256,
+                               logits_of=None) -> float:
+    """The greedy exact match of :func:`evaluate` for the cost of one teacher-forced pass (see
+    :func:`teacher_forced_scores`)."""
+    return teacher_forced_scores(model, data, batch_size, logits_of)[0]
+
+
+def validation_epochs(model: nn.Module, valid: TranslationData, logits_of=None) -> Callable[[int], dict[str, float]]:
+    """An ``after_epoch`` for :func:`~solutions.train.fit`: after each epoch, ``valid_accuracy`` and
+    ``valid_loss`` (exact match and cross-entropy per token on ``valid``, from :func:`teacher_forced_scores`)
+    and ``train_seconds``, the training time so far with the validation passes left out."""
+    clock = {"seconds": 0.0, "since": time.perf_counter()}
+
+    def after_epoch(epoch: int) -> dict[str, float]:
+        clock["seconds"] += time.perf_counter() - clock["since"]
+        accuracy, loss = teacher_forced_scores(model, valid, logits_of=logits_of)
+        clock["since"] = time.perf_counter()
+        return {"valid_accuracy": accuracy, "valid_loss": loss, "train_seconds": clock["seconds"]}
+
+    return after_epoch
+
+
+def stopping_rule(patience: int | None, monitor: str = "valid_loss", min_delta: float = 0.0,
+                  enough: float | None = None) -> EarlyStopping | None:
+    """Early stopping on a record of :func:`validation_epochs`: ``monitor`` is ``"valid_loss"`` (lower is
+    better) or ``"valid_accuracy"`` (higher is better); ``enough`` ends training at a best epoch whose
+    validation exact match reaches it. None (no stopping) when ``patience`` is None."""
+    if monitor not in ("valid_loss", "valid_accuracy"):
+        raise ValueError(f"monitor must be 'valid_loss' or 'valid_accuracy', got {monitor!r}")
+    if patience is None:
+        return None
+    return EarlyStopping(monitor, patience=patience, mode="min" if monitor == "valid_loss" else "max",
+                         min_delta=min_delta, enough=None if enough is None else ("valid_accuracy", enough))
+
+
 def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_size: int = 64,
                   lr: float = 2e-3, clip: float = 1.0, seed: int = 0, valid: TranslationData | None = None,
                   progress: bool | None = None, patience: int | None = None, monitor: str = "valid_loss",
-                  min_delta: float = 0.0) -> list[dict[str, float]]:
+                  min_delta: float = 0.0, enough: float | None = None) -> list[dict[str, float]]:
     """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
 
-    Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus
-    ``"valid_accuracy"`` (greedy exact match on ``valid``) when ``valid`` is given. With ``patience``
-    (``valid`` needed) the record also holds ``"valid_loss"`` (teacher-forced cross-entropy per target
-    token on ``valid``), ``epochs`` is a maximum, training stops once ``monitor`` (``"valid_loss"``, lower
-    is better, or ``"valid_accuracy"``, higher is better) has not improved by more than ``min_delta`` for
-    ``patience`` epochs, and the model keeps the weights of its best epoch. A tqdm bar shows
-    progress unless ``progress=False`` or the environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).
+    Returns one record per epoch: ``{"epoch", "loss"}`` (mean training loss), plus ``"valid_accuracy"``,
+    ``"valid_loss"`` and ``"train_seconds"`` when ``valid`` is given (see :func:`validation_epochs`; the
+    exact match is greedy decoding's, from one teacher-forced pass). With ``patience`` (``valid`` needed),
+    ``epochs`` is a maximum: training stops once ``monitor`` (``"valid_loss"``, lower is better, or
+    ``"valid_accuracy"``, higher is better) has not improved by more than ``min_delta`` for ``patience``
+    epochs, or at a best epoch whose exact match reaches ``enough``, and the model keeps the weights of its
+    best epoch (:func:`stopping_rule`). A tqdm bar shows progress unless ``progress=False`` or the
+    environment sets ``COURSE_PROGRESS=0`` (as ``make`` does).
     """
     if len(data) == 0:
         raise ValueError("the training data are empty")
-    if patience is not None and valid is None:
-        raise ValueError("early stopping (patience) needs validation data: pass valid=")
-    if monitor not in ("valid_loss", "valid_accuracy"):
-        raise ValueError(f"monitor must be 'valid_loss' or 'valid_accuracy', got {monitor!r}")
     device = next(model.parameters()).device
     order = random.Random(seed)
 
@@ -150,32 +212,13 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
         logits, _ = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
         return sequence_loss(logits, batch.tgt_out), {"size": len(batch.pairs)}
 
-    def validate(epoch: int) -> dict[str, float]:
-        record = {"valid_accuracy": evaluate(model, valid, with_alignment=False).accuracy}
-        if patience is not None:
-            record["valid_loss"] = validation_loss(model, valid)
-        return record
-
+    if patience is not None and valid is None:
+        raise ValueError("early stopping (patience) needs validation data: pass valid=")
     return fit(model, lambda epoch: data.batches(batch_size, shuffle=True, seed=order), loss,
                torch.optim.Adam(model.parameters(), lr=lr), epochs=epochs, clip=clip,
-               after_epoch=validate if valid is not None else None,
-               steps_per_epoch=-(-len(data) // batch_size), progress=progress,
-               early_stopping=None if patience is None else EarlyStopping(
-                   monitor, patience=patience, mode="min" if monitor == "valid_loss" else "max", min_delta=min_delta))
-
-
-def validation_loss(model: nn.Module, data: TranslationData, batch_size: int = 256) -> float:
-    """Teacher-forced cross-entropy per target token (EOS included, padding excluded) on ``data``."""
-    device = next(model.parameters()).device
-    total, tokens = 0.0, 0
-    with evaluating(model):
-        for batch in data.batches(batch_size):
-            batch = batch.to(device)
-            logits, _ = teacher_forcing(model, batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
-            count = int((batch.tgt_out != Vocab.pad_id).sum())
-            total += sequence_loss(logits, batch.tgt_out).item() * count
-            tokens += count
-    return total / tokens
+               after_epoch=validation_epochs(model, valid) if valid is not None else None,
+               early_stopping=stopping_rule(patience, monitor, min_delta, enough),
+               steps_per_epoch=-(-len(data) // batch_size), progress=progress)
 
 
 @dataclass

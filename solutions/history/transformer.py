@@ -36,7 +36,7 @@ from torch import nn
 from ..attention import MultiHeadAttention, lengths_to_mask
 from ..data import Batch, TranslationData, Vocab
 from ..train import fit
-from .seq2seq import sequence_loss
+from .seq2seq import sequence_loss, stopping_rule, validation_epochs
 
 __all__ = [
     "sinusoidal_positional_encoding",
@@ -343,12 +343,15 @@ def transformer_lr(step: int, d_model: int, warmup: int = 4000) -> float:
 
 def train_transformer(model: Transformer, data: TranslationData, epochs: int, batch_size: int = 64,
                       lr: float = 1e-3, warmup: int = 200, clip: float = 1.0, seed: int = 0,
-                      progress: bool | None = None) -> list[dict[str, float]]:
+                      progress: bool | None = None, valid: TranslationData | None = None,
+                      patience: int | None = None, enough: float | None = None) -> list[dict[str, float]]:
     """Adam(β = 0.9, 0.98) on the teacher-forced cross-entropy, all target positions at once.
 
     The learning rate follows the shape of eq. (3) — linear warm-up for ``warmup`` steps, then
     decay ∝ step^-0.5 — scaled so that its peak is ``lr``. Batches are shuffled as in
-    :func:`solutions.history.seq2seq.train_seq2seq` with the same ``seed``. Returns ``[{"epoch", "loss"}]``.
+    :func:`solutions.history.seq2seq.train_seq2seq` with the same ``seed``. Returns ``[{"epoch", "loss"}]``,
+    with ``"valid_accuracy"``, ``"valid_loss"`` and ``"train_seconds"`` when ``valid`` is given; ``patience``
+    and ``enough`` stop early on the validation loss as in :func:`~solutions.history.seq2seq.train_seq2seq`.
     """
     if len(data) == 0:
         raise ValueError("the training data are empty")
@@ -364,6 +367,10 @@ def train_transformer(model: Transformer, data: TranslationData, epochs: int, ba
         logits, _ = model(batch.src, batch.src_lens, batch.tgt_in, need_weights=False)  # (B, T, V)
         return sequence_loss(logits, batch.tgt_out), {"size": len(batch.pairs)}
 
+    if patience is not None and valid is None:
+        raise ValueError("early stopping (patience) needs validation data: pass valid=")
+    parallel = lambda m, b: m(b.src, b.src_lens, b.tgt_in, need_weights=False)[0]  # noqa: E731  (B, T, V)
     return fit(model, lambda epoch: data.batches(batch_size, shuffle=True, seed=order), loss, optimizer,
                epochs=epochs, scheduler=scheduler, clip=clip, steps_per_epoch=-(-len(data) // batch_size),
-               progress=progress)
+               progress=progress, after_epoch=validation_epochs(model, valid, parallel) if valid is not None else None,
+               early_stopping=stopping_rule(patience, enough=enough))

@@ -33,7 +33,9 @@ class EarlyStopping:
     ``monitor`` names a number of the epoch's record, normally one that ``after_epoch`` returns (e.g. a
     validation loss). An epoch improves on the best so far when its value is lower by more than ``min_delta``
     (``mode="min"``) or higher by more than ``min_delta`` (``mode="max"``). With ``restore_best`` the model
-    gets back the weights of its best epoch when training ends, stopped early or not.
+    gets back the weights of its best epoch when training ends, stopped early or not. With ``enough =
+    (key, value)`` training also ends at once after a best epoch whose ``record[key]`` reaches ``value``
+    (e.g. a perfect validation exact match while the loss is monitored: nothing is left to gain).
     """
 
     monitor: str = "valid_loss"  # the record's key to watch
@@ -41,6 +43,11 @@ class EarlyStopping:
     mode: str = "min"  # "min" (a loss) or "max" (an accuracy)
     min_delta: float = 0.0  # an improvement must exceed this
     restore_best: bool = True  # load the best epoch's weights at the end
+    enough: tuple[str, float] | None = None  # (key, value): a best epoch whose record reaches it ends training
+
+    def reached(self, record: dict[str, float]) -> bool:
+        """Whether ``record`` (a best epoch's) is good enough to end training."""
+        return self.enough is not None and float(record[self.enough[0]]) >= self.enough[1]
 
     def __post_init__(self) -> None:
         if self.mode not in ("min", "max"):
@@ -139,6 +146,8 @@ def fit(model: nn.Module, batches: Batches, loss: LossFn, optimizer: torch.optim
                     best, best_epoch = value, epoch
                     if early_stopping.restore_best:
                         best_state = copy.deepcopy(model.state_dict())
+                    if early_stopping.reached(record):
+                        break
                 elif epoch - best_epoch >= early_stopping.patience:
                     break
     if best_state is not None and best_epoch != history[-1]["epoch"]:
