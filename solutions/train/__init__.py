@@ -1,5 +1,7 @@
-"""Training: the one loop every chapter uses (:func:`fit`), evaluation mode (:func:`evaluating`), progress bars."""
+"""Training: the one loop every chapter uses (:func:`fit`), the recipe of fresh data every epoch with a one-cycle
+schedule (:func:`fit_one_cycle`), evaluation mode (:func:`evaluating`), progress bars."""
 from .loop import count_parameters, evaluating, fit
+from .pool import fit_one_cycle
 from .progress import show_progress
 
-__all__ = ["fit", "evaluating", "count_parameters", "show_progress"]
+__all__ = ["fit", "fit_one_cycle", "evaluating", "count_parameters", "show_progress"]
