@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 SOURCES = frozenset({
     # training (the one loop and every chapter's trainer), EM included
-    "fit", "fit_kernel_regression", "train_seq2seq", "train_transformer", "pretrain", "train_classifier",
-    "train_direction", "train_model1", "train_hmm", "train_lookup", "train_glimpses", "train_attention_estimator",
+    "fit", "fit_one_cycle", "fit_kernel_regression", "train_seq2seq", "train_transformer", "pretrain",
+    "train_classifier", "train_direction", "train_model1", "train_hmm", "train_lookup", "train_glimpses",
+    "train_attention_estimator",
     # clocks, and the appendix's measuring functions (time and peak memory, solutions.fast.measure)
     "perf_counter", "perf_counter_ns", "process_time", "monotonic", "time", "sweep", "time_call",
     "peak_extra_memory", "time_function", "peak_extra_memory_of",

@@ -33,7 +33,7 @@ def needs_sandbox(test):
 
 
 def make_course(folder: Path) -> Path:
-    """A course with three ch02 submissions: full marks, blank, one wrong exercise (fuse, 1 point)."""
+    """A course with three ch02 submissions: full marks, blank, one wrong exercise (fuse_heads, 1 point)."""
     folder.mkdir(parents=True)
     shutil.copy(ROOT / "autograde" / "nbgrader_config.py", folder)
     shutil.copytree(ROOT / "autograde" / "source" / A, folder / "source" / A)
@@ -41,8 +41,8 @@ def make_course(folder: Path) -> Path:
     blank = nbformat.read(ROOT / "book" / "exercises" / f"{A}.ipynb", as_version=4)
     wrong = nbformat.read(folder / "source" / A / f"{A}.ipynb", as_version=4)
     for cell in wrong.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "fuse":
-            cell.source += "\nfuse = lambda weights, values: values.sum(-2)\n"
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "fuse_heads":
+            cell.source += "\nfuse_heads = lambda weights, values: values.sum(-2)\n"
     for name, nb in (("full", right), ("blank", blank), ("wrong_fuse", wrong)):
         (folder / "submitted" / name / A).mkdir(parents=True)
         nbformat.write(nb, folder / "submitted" / name / A / f"{A}.ipynb")

@@ -3,8 +3,8 @@
 Each hostile submission attacks the grader in one way. For each: it gets its fair score (what its honest
 cells earn), its feedback says what happened, the run completes, every honest submission keeps full
 marks, nothing outside its own folder changes, and grading it again gives the same grade. The run uses
-the ch02 assignment (16 points: dot 2, bilinear 2, additive 3, lengths 2, masked softmax 3, fuse 1,
-attend 3) with short limits so that the loops and the sleeper end quickly.
+the ch02 assignment (16 points: cosine 2, low-rank bilinear 2, concat 3, padding mask 2, masked softmax 3,
+heads fusion 1, self-attention 3) with short limits so that the loops and the sleeper end quickly.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from helpers import sandbox_problem
 ROOT = Path(__file__).resolve().parents[1]
 A = "ch02_score_align_fuse"
 SOURCE = ROOT / "autograde" / "source" / A / f"{A}.ipynb"
-POINTS = {"dot_scores": 2, "bilinear_scores": 2, "additive_scores": 3, "lengths_to_mask": 2, "masked_softmax": 3,
-          "fuse": 1, "attend": 3}
+POINTS = {"cosine_scores": 2, "low_rank_bilinear_scores": 2, "concat_scores": 3, "padding_mask": 2,
+          "masked_softmax": 3, "fuse_heads": 1, "self_attention": 3}
 FULL = sum(POINTS.values())
 LIMITS = ["--cell-timeout", "20", "--notebook-timeout", "60", "--memory", "3"]
 
@@ -114,63 +114,63 @@ def hostile_set(course: Path) -> dict[str, dict]:
         "honest_too": dict(notebook=notebook(), score=FULL),
         "honest_blank": dict(notebook=blank(), score=0),
         # runaway code
-        "infinite_loop": dict(notebook=notebook({"fuse": "while True:\n    pass\n" + right("fuse")}),
-                              score=FULL - POINTS["fuse"], message="was stopped"),
+        "infinite_loop": dict(notebook=notebook({"fuse_heads": "while True:\n    pass\n" + right("fuse_heads")}),
+                              score=FULL - POINTS["fuse_heads"], message="was stopped"),
         "loop_ignoring_interrupts": dict(
             notebook=notebook({"masked_softmax": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                                                  "while True:\n    pass\n" + right("masked_softmax")}),
             score=FULL - POINTS["masked_softmax"], message="was stopped"),
-        "memory_bomb": dict(notebook=notebook({"additive_scores": "x = bytearray(40 * 2**30)\n" + right("additive_scores")}),
-                            score=FULL - POINTS["additive_scores"], message="ran out of memory"),
+        "memory_bomb": dict(notebook=notebook({"concat_scores": "x = bytearray(40 * 2**30)\n" + right("concat_scores")}),
+                            score=FULL - POINTS["concat_scores"], message="ran out of memory"),
         "growing_list": dict(notebook=notebook(after={"setup": ["hoard = []\nwhile True:\n    hoard.append(bytearray(10**8))\n"]}),
                              score=FULL, message="ran out of memory"),
-        "os_exit": dict(notebook=notebook(after={"test_lengths_to_mask": ["import os\nos._exit(1)\n"]}),
+        "os_exit": dict(notebook=notebook(after={"test_padding_mask": ["import os\nos._exit(1)\n"]}),
                         score=FULL, message="stopped the Python kernel"),
-        "sys_exit": dict(notebook=notebook({"dot_scores": "import sys\nsys.exit(3)\n" + right("dot_scores")}),
-                         score=FULL - POINTS["dot_scores"], message=""),
-        "segfault": dict(notebook=notebook(after={"test_bilinear_scores": ["import ctypes\nctypes.string_at(0)\n"]}),
+        "sys_exit": dict(notebook=notebook({"cosine_scores": "import sys\nsys.exit(3)\n" + right("cosine_scores")}),
+                         score=FULL - POINTS["cosine_scores"], message=""),
+        "segfault": dict(notebook=notebook(after={"test_low_rank_bilinear_scores": ["import ctypes\nctypes.string_at(0)\n"]}),
                          score=FULL, message="stopped the Python kernel"),
-        "sleeper": dict(notebook=notebook(after={"test_lengths_to_mask": ["import time\ntime.sleep(100)\n"] * 6}),
-                        score=sum(POINTS[g] for g in ("dot_scores", "bilinear_scores", "additive_scores", "lengths_to_mask")),
+        "sleeper": dict(notebook=notebook(after={"test_padding_mask": ["import time\ntime.sleep(100)\n"] * 6}),
+                        score=sum(POINTS[g] for g in ("cosine_scores", "low_rank_bilinear_scores", "concat_scores", "padding_mask")),
                         message="the whole notebook may take"),
         # slow cells, then a crash: the new kernel's replay of what came before runs into the notebook's budget
-        "slow_replay": dict(notebook=notebook(after={"test_bilinear_scores": ["import time\ntime.sleep(18)\n"] * 2
+        "slow_replay": dict(notebook=notebook(after={"test_low_rank_bilinear_scores": ["import time\ntime.sleep(18)\n"] * 2
                                                      + ["import os\nos._exit(1)\n"]}),
-                            score=POINTS["dot_scores"] + POINTS["bilinear_scores"],
+                            score=POINTS["cosine_scores"] + POINTS["low_rank_bilinear_scores"],
                             message="the whole notebook may take"),
         # cells tampered with
         "edited_tests": dict(notebook=notebook(answers={g: blank_answer(g) for g in POINTS},
                                                tests={f"test_{g}": "pass\n" for g in POINTS}),
                              score=0, message="had been edited"),
         "deleted_tests": dict(notebook=notebook(drop={f"test_{g}" for g in POINTS}), score=FULL, message="was missing; it was put back"),
-        "deleted_answer": dict(notebook=notebook(drop={"fuse"}), score=FULL - POINTS["fuse"],
-                               message="answer cell 'fuse' was missing"),
-        "cheating_metadata": dict(notebook=points_raised(), score=FULL - POINTS["dot_scores"], message=""),
+        "deleted_answer": dict(notebook=notebook(drop={"fuse_heads"}), score=FULL - POINTS["fuse_heads"],
+                               message="answer cell 'fuse_heads' was missing"),
+        "cheating_metadata": dict(notebook=points_raised(), score=FULL - POINTS["cosine_scores"], message=""),
         # oracles patched
-        "patched_allclose": dict(notebook=notebook({"dot_scores": wrong("dot_scores") + "\nimport torch, torch.testing\n"
+        "patched_allclose": dict(notebook=notebook({"cosine_scores": wrong("cosine_scores") + "\nimport torch, torch.testing\n"
                                                    "torch.allclose = lambda *a, **k: True\n"
                                                    "torch.testing.assert_close = lambda *a, **k: None\n"}),
-                                 score=FULL - POINTS["dot_scores"], message="torch.allclose"),
-        "builtins_hijack": dict(notebook=notebook({"bilinear_scores": wrong("bilinear_scores") + "\nimport builtins, torch\n"
+                                 score=FULL - POINTS["cosine_scores"], message="torch.allclose"),
+        "builtins_hijack": dict(notebook=notebook({"low_rank_bilinear_scores": wrong("low_rank_bilinear_scores") + "\nimport builtins, torch\n"
                                                   "builtins.all = lambda *a: True\nbuiltins.isinstance = lambda *a: True\n"
                                                   "torch.Tensor.allclose = lambda *a, **k: True\n"}),
-                                score=FULL - POINTS["bilinear_scores"], message="builtins"),
-        "ipython_hooks": dict(notebook=notebook({"additive_scores": wrong("additive_scores") + "\nip = get_ipython()\n"
+                                score=FULL - POINTS["low_rank_bilinear_scores"], message="builtins"),
+        "ipython_hooks": dict(notebook=notebook({"concat_scores": wrong("concat_scores") + "\nip = get_ipython()\n"
                                                 "ip.set_custom_exc((AssertionError,), lambda *a, **k: None)\n"
                                                 "ip.showtraceback = lambda *a, **k: None\n"
                                                 "ip.input_transformers_cleanup.append(lambda lines: ['pass\\n'])\n"}),
-                              score=FULL - POINTS["additive_scores"], message="IPython"),
-        "imports_the_reference": dict(notebook=notebook({"attend": "from solutions.attention import attention as attend\n"}),
-                                      score=FULL - POINTS["attend"], message="reference"),
+                              score=FULL - POINTS["concat_scores"], message="IPython"),
+        "imports_the_reference": dict(notebook=notebook({"self_attention": "from solutions.attention import attention as self_attention\n"}),
+                                      score=FULL - POINTS["self_attention"], message="reference"),
         # reaching outside
         "reads_hidden_tests": dict(notebook=notebook(after={"setup": [spy]}), score=FULL, message=""),
         "writes_outside": dict(notebook=notebook(after={"setup": [vandal]}), score=FULL, message=""),
-        "prints_hidden_tests": dict(notebook=notebook(after={"test_attend": ["print('\\n'.join(In))\n"]}),
+        "prints_hidden_tests": dict(notebook=notebook(after={"test_self_attention": ["print('\\n'.join(In))\n"]}),
                                     score=FULL, message=""),
-        "hidden_marker_in_answer": dict(notebook=notebook({"fuse": "# ### BEGIN HIDDEN TESTS\n" + right("fuse")}),
+        "hidden_marker_in_answer": dict(notebook=notebook({"fuse_heads": "# ### BEGIN HIDDEN TESTS\n" + right("fuse_heads")}),
                                         score=FULL, message=""),
-        "warns_on_stderr": dict(notebook=notebook({"fuse": right("fuse") + "\nimport sys, warnings\n_fuse = fuse\n\n"
-                                                   "def fuse(*args, **kwargs):\n    print('debugging', file=sys.stderr)\n"
+        "warns_on_stderr": dict(notebook=notebook({"fuse_heads": right("fuse_heads") + "\nimport sys, warnings\n_fuse = fuse_heads\n\n"
+                                                   "def fuse_heads(*args, **kwargs):\n    print('debugging', file=sys.stderr)\n"
                                                    "    warnings.warn('a harmless warning')\n    return _fuse(*args, **kwargs)\n"}),
                                 score=FULL, message=""),
         "fifty_megabytes": dict(notebook=notebook(after={"setup": ["print('x' * (50 * 1024 * 1024))\n"]}),
@@ -193,10 +193,10 @@ def blank_answer(gid: str) -> str:
 
 
 def points_raised() -> nbformat.NotebookNode:
-    """Its dot_scores answer is wrong, and it marks that answer cell as worth 100 points, graded, locked."""
-    nb = notebook({"dot_scores": wrong("dot_scores")})
+    """Its cosine_scores answer is wrong, and it marks that answer cell as worth 100 points, graded, locked."""
+    nb = notebook({"cosine_scores": wrong("cosine_scores")})
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "dot_scores":
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "cosine_scores":
             cell.metadata["nbgrader"].update(points=100, grade=True)
     return nb
 

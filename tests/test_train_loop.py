@@ -1,9 +1,12 @@
-"""The one training loop: fit() and evaluating()."""
+"""The one training loop: fit(), fit_one_cycle() and evaluating()."""
+import math
+from typing import NamedTuple
+
 import pytest
 import torch
 from torch import nn
 
-from solutions.train import EarlyStopping, count_parameters, evaluating, fit
+from solutions.train import EarlyStopping, count_parameters, evaluating, fit, fit_one_cycle
 
 
 def _regression(device, n=12):
@@ -159,3 +162,77 @@ def test_early_stopping_ends_at_a_best_epoch_that_is_good_enough():
     history = fit(model, batches, _mse, torch.optim.SGD(model.parameters(), lr=0.01), epochs=3,
                   after_epoch=lambda e: records[e - 1], early_stopping=stop, progress=False)
     assert len(history) == 3
+
+
+class _Canvases(NamedTuple):
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+def _pool(device, sizes=(10, 7, 9)):
+    gen = torch.Generator().manual_seed(1)
+    return [_Canvases(torch.randn(n, 4, generator=gen).to(device), torch.randint(0, 3, (n,), generator=gen).to(device))
+            for n in sizes]
+
+
+def _cross_entropy(model, batch):
+    images, labels = batch
+    return nn.functional.cross_entropy(model(images), labels), {"size": len(labels)}
+
+
+class _TwoParts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.transformer = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.transformer(x)))
+
+
+def _by_hand(model, pool, groups, seed, batch_size):
+    """The recipe fit_one_cycle stands for, written out: Adam, a one-cycle schedule, batches shuffled per epoch."""
+    optimizer = torch.optim.Adam(groups)
+    steps = sum(math.ceil(len(data.labels) / batch_size) for data in pool)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups], total_steps=steps)
+    order = torch.Generator().manual_seed(seed)
+
+    def batches(epoch):
+        data = pool[epoch - 1]
+        for index in torch.randperm(len(data.labels), generator=order).split(batch_size):
+            yield data.images[index], data.labels[index]
+
+    return fit(model, batches, _cross_entropy, optimizer, epochs=len(pool), scheduler=scheduler, progress=False)
+
+
+@pytest.mark.parametrize("two_groups", [False, True])
+def test_fit_one_cycle_is_adam_one_cycle_and_fresh_data_every_epoch(device, two_groups):
+    pool = _pool(device)
+    torch.manual_seed(0)
+    mine, theirs = _TwoParts().to(device), _TwoParts().to(device)
+    theirs.load_state_dict(mine.state_dict())
+
+    def groups(model):
+        if not two_groups:
+            return [{"params": list(model.parameters()), "lr": 0.01}]
+        return [{"params": list(model.head.parameters()), "lr": 0.01},
+                {"params": list(model.transformer.parameters()), "lr": 0.002}]
+
+    seen = []
+    history = fit_one_cycle(mine, pool, _cross_entropy, lr=0.01, seed=3, batch_size=4,
+                            param_groups=groups(mine) if two_groups else None,
+                            after_epoch=lambda epoch: seen.append(epoch) or {"seen": float(epoch)}, progress=False)
+    expected = _by_hand(theirs, pool, groups(theirs), seed=3, batch_size=4)
+    assert seen == [1, 2, 3] and [r["seen"] for r in history] == [1.0, 2.0, 3.0]  # one epoch per data set
+    assert [r["loss"] for r in history] == [r["loss"] for r in expected]  # the same steps, bit for bit
+    for a, b in zip(mine.parameters(), theirs.parameters()):
+        assert torch.equal(a, b)
+    assert history[-1]["loss"] != history[0]["loss"]
+
+
+def test_fit_one_cycle_errors():
+    model = nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="no data set"):
+        fit_one_cycle(model, [], _cross_entropy)
+    with pytest.raises(ValueError, match="batch_size"):
+        fit_one_cycle(model, _pool("cpu"), _cross_entropy, batch_size=0)

@@ -19,19 +19,21 @@ from typing import Iterator, NamedTuple
 
 import torch
 
-__all__ = ["PAD_ID", "MARKER_ID", "TOPICS", "DocumentData", "document_vocabulary", "make_planted_documents"]
+__all__ = ["PAD_ID", "MARKER_ID", "TOPICS", "PaddedDocuments", "DocumentData", "document_vocabulary", "make_planted_documents"]
 
 PAD_ID, MARKER_ID = 0, 1
 TOPICS = ("sport", "music", "food", "travel", "money", "weather", "health", "school")
 
 
-class DocumentData(NamedTuple):
-    """Padded documents with their labels and the index of the sentence that decides each label."""
+class PaddedDocuments:
+    """What every tuple of padded documents can do (:class:`DocumentData`, :class:`~solutions.data.mail.MailData`).
 
-    words: torch.Tensor             # (N, S, W) int64 word ids, 0 = padding
-    sentence_lengths: torch.Tensor  # (N, S) int64 words per sentence, 0 for a padding sentence
-    labels: torch.Tensor            # (N,) int64 topic of the planted sentence, in [0, C)
-    planted: torch.Tensor           # (N,) int64 index of the planted sentence
+    Mixed into a ``NamedTuple`` of tensors whose first dimension is the document (N) and whose first two
+    fields are ``words`` (N, S, W) and ``sentence_lengths`` (N, S). It comes first among the bases, so that its
+    ``__len__`` (the number of documents) wins over the tuple's (the number of fields).
+    """
+
+    __slots__ = ()
 
     def __len__(self) -> int:
         return self.words.shape[0]
@@ -41,13 +43,14 @@ class DocumentData(NamedTuple):
         """(N,) the number of sentences of each document."""
         return (self.sentence_lengths > 0).sum(dim=-1)
 
-    def subset(self, index) -> DocumentData:
-        return DocumentData(*(x[index] for x in self))
+    def subset(self, index):
+        """The documents at ``index`` (an index, a slice, a bool mask or a tensor of indices), same type."""
+        return type(self)(*(x[index] for x in self))
 
-    def to(self, device: torch.device | str) -> DocumentData:
-        return DocumentData(*(x.to(device) for x in self))
+    def to(self, device: torch.device | str):
+        return type(self)(*(x.to(device) for x in self))
 
-    def batches(self, batch_size: int, seed: int | None = None) -> Iterator[DocumentData]:
+    def batches(self, batch_size: int, seed: int | None = None) -> Iterator:
         """Batches in order, or shuffled by ``seed`` (e.g. the epoch number)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -55,6 +58,20 @@ class DocumentData(NamedTuple):
             torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         for start in range(0, len(self), batch_size):
             yield self.subset(order[start:start + batch_size].to(self.words.device))
+
+
+class _DocumentFields(NamedTuple):
+    words: torch.Tensor             # (N, S, W) int64 word ids, 0 = padding
+    sentence_lengths: torch.Tensor  # (N, S) int64 words per sentence, 0 for a padding sentence
+    labels: torch.Tensor            # (N,) int64 topic of the planted sentence, in [0, C)
+    planted: torch.Tensor           # (N,) int64 index of the planted sentence
+
+
+class DocumentData(PaddedDocuments, _DocumentFields):
+    """Padded documents with their labels and the index of the sentence that decides each label:
+    ``words`` (N, S, W), ``sentence_lengths`` (N, S), ``labels`` (N,), ``planted`` (N,)."""
+
+    __slots__ = ()
 
 
 def document_vocabulary(vocab_size: int = 40, num_topics: int = 4, words_per_topic: int = 2) -> list[str]:

@@ -42,10 +42,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
+from .documents import PaddedDocuments
 from .vocab import Vocab
 
 __all__ = ["CORPUS_PACKAGE", "CORPUS_VERSION", "HAM_GROUPS", "SPAM_GROUPS", "GROUPS", "Email", "MailData",
@@ -173,37 +174,19 @@ def split_sentences(body: str) -> list[list[str]]:
 
 
 # ------------------------------------------------------------------------------ the data set
-class MailData(NamedTuple):
-    """Padded e-mails with their labels, in the layout of :class:`~solutions.data.documents.DocumentData`
-    (so :func:`~solutions.taxonomy.hierarchy.document_loss` and ``document_accuracy`` take it)."""
-
+class _MailFields(NamedTuple):
     words: torch.Tensor             # (N, S, W) int64 word ids, 0 = padding, 3 = unknown
     sentence_lengths: torch.Tensor  # (N, S) int64 words per sentence, 0 for a padding sentence
     labels: torch.Tensor            # (N,) int64 HAM (0) or SPAM (1)
     email: torch.Tensor             # (N,) int64 the e-mail's index in MailCorpus.emails
 
-    def __len__(self) -> int:
-        return self.words.shape[0]
 
-    @property
-    def num_sentences(self) -> torch.Tensor:
-        """(N,) the number of sentences of each e-mail."""
-        return (self.sentence_lengths > 0).sum(dim=-1)
+class MailData(PaddedDocuments, _MailFields):
+    """Padded e-mails with their labels, in the layout of :class:`~solutions.data.documents.DocumentData`
+    (so :func:`~solutions.taxonomy.hierarchy.document_loss` and ``document_accuracy`` take it):
+    ``words`` (N, S, W), ``sentence_lengths`` (N, S), ``labels`` (N,), ``email`` (N,)."""
 
-    def subset(self, index) -> MailData:
-        return MailData(*(x[index] for x in self))
-
-    def to(self, device: torch.device | str) -> MailData:
-        return MailData(*(x.to(device) for x in self))
-
-    def batches(self, batch_size: int, seed: int | None = None) -> Iterator[MailData]:
-        """Batches in order, or shuffled by ``seed`` (e.g. the epoch number)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        order = torch.arange(len(self)) if seed is None else \
-            torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
-        for start in range(0, len(self), batch_size):
-            yield self.subset(order[start:start + batch_size].to(self.words.device))
+    __slots__ = ()
 
 
 class MailCorpus(NamedTuple):

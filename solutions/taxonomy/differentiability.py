@@ -34,7 +34,7 @@ s plays the role of log α (Jang et al.'s log π_k) up to that constant.
 over K locations, a classifier of any weight vector over them, a learned baseline — the glimpse classifier of
 the chapter *Attention by region*) with each of the five: soft weights, hard choices with REINFORCE (reward 1 for
 a right class, Mnih et al. 2014) with or without the baseline, Gumbel-softmax weights, straight-through choices.
-:func:`train_attention_estimator` runs it through :func:`~solutions.train.fit` and scores the test set after
+:func:`train_attention_estimator` runs it through :func:`~solutions.train.fit_one_cycle` and scores the test set after
 every epoch, with soft weights for soft attention and the most likely location for all the others.
 
 Every softmax here is the core's :func:`~solutions.attention.masked_softmax` (a test checks it); a bool
@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import masked_softmax
-from ..train import evaluating, fit
+from ..train import evaluating, fit_one_cycle
 
 __all__ = ["ESTIMATORS", "sample_gumbel", "gumbel_softmax", "straight_through", "gumbel_max",
            "categorical_log_prob", "score_function_surrogate", "expected_value", "exact_gradient",
@@ -298,7 +298,7 @@ def estimator_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: tor
 def train_attention_estimator(model: torch.nn.Module, pool: list, test: tuple[torch.Tensor, torch.Tensor],
                               estimator: str, *, temperature: float = 1.0, seed: int = 0, batch_size: int = 32,
                               lr: float = 3e-3) -> list[dict[str, float]]:
-    """Train a glimpse model's choice with one estimator, through :func:`~solutions.train.fit`.
+    """Train a glimpse model's choice with one estimator, through :func:`~solutions.train.fit_one_cycle`.
 
     ``pool`` holds one set of canvases per epoch (each with ``images`` and ``labels``, e.g. fresh placements
     of the same digits); ``test`` is ``(images, labels)``, scored after every epoch with
@@ -308,18 +308,7 @@ def train_attention_estimator(model: torch.nn.Module, pool: list, test: tuple[to
     """
     if estimator not in TRAINING_ESTIMATORS:
         raise ValueError(f"estimator must be one of {TRAINING_ESTIMATORS}, got {estimator!r}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = sum(-(-len(data.labels) // batch_size) for data in pool)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    order = torch.Generator().manual_seed(seed)
-
-    def batches(epoch):
-        data = pool[epoch - 1]
-        for index in torch.randperm(len(data.labels), generator=order).split(batch_size):
-            index = index.to(data.images.device)
-            yield data.images[index], data.labels[index]
-
-    return fit(model, batches, lambda m, b: attention_estimator_loss(m, b, estimator, temperature=temperature),
-               optimizer, epochs=len(pool), scheduler=scheduler, steps_per_epoch=steps // len(pool),
-               after_epoch=lambda epoch: {"test accuracy": estimator_accuracy(model, *test, estimator)},
-               desc=f"glimpses ({estimator})")
+    return fit_one_cycle(model, pool, lambda m, b: attention_estimator_loss(m, b, estimator, temperature=temperature),
+                         lr=lr, seed=seed, batch_size=batch_size,
+                         after_epoch=lambda epoch: {"test accuracy": estimator_accuracy(model, *test, estimator)},
+                         desc=f"glimpses ({estimator})")

@@ -36,7 +36,6 @@ E feature size of the location network, N hidden size of the glimpse ("what") ne
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -47,7 +46,7 @@ from torch import nn
 
 from ..attention import make_score, masked_softmax, weighted_sum
 from ..data.digits import DigitCanvases, make_digit_canvases
-from ..train import evaluating, fit
+from ..train import evaluating, fit_one_cycle
 
 __all__ = ["GLIMPSE_TASK", "MODES", "GlimpseConfig", "GlimpseOutput", "GlimpseClassifier", "FullImageClassifier",
            "glimpse_canvases", "extract_patches", "grid_side", "patch_centres", "grid_window_mask", "soft_weights",
@@ -351,23 +350,12 @@ def glimpse_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], mod
 
 def train_glimpses(model: nn.Module, pool: list[DigitCanvases], mode: str, *, seed: int = 0, batch_size: int = 32,
                    lr: float = 3e-3) -> dict[str, float]:
-    """Train ``model`` with :func:`~solutions.train.fit`, one epoch per set of canvases in ``pool`` (fresh
+    """Train ``model`` with :func:`~solutions.train.fit_one_cycle`, one epoch per set of canvases in ``pool`` (fresh
     placements every epoch), Adam with a one-cycle schedule. Returns the last epoch's record plus
     ``seconds`` per epoch. ``seed`` orders the batches (the model's initialisation is the caller's)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = sum(math.ceil(len(data.labels) / batch_size) for data in pool)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    order = torch.Generator().manual_seed(seed)
-
-    def batches(epoch):
-        data = pool[epoch - 1]
-        for idx in torch.randperm(len(data.labels), generator=order).split(batch_size):
-            idx = idx.to(data.images.device)
-            yield data.images[idx], data.labels[idx]
-
     start = time.perf_counter()
-    history = fit(model, batches, lambda m, b: glimpse_loss(m, b, mode), optimizer, epochs=len(pool),
-                  scheduler=scheduler, desc=f"glimpses ({mode})")
+    history = fit_one_cycle(model, pool, lambda m, b: glimpse_loss(m, b, mode), lr=lr, seed=seed,
+                            batch_size=batch_size, desc=f"glimpses ({mode})")
     return {**history[-1], "seconds": (time.perf_counter() - start) / len(pool)}
 
 

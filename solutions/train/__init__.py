@@ -1,6 +1,8 @@
 """Training: the one loop every chapter uses (:func:`fit`) with optional early stopping (:class:`EarlyStopping`),
-evaluation mode (:func:`evaluating`), progress bars."""
+the recipe of fresh data every epoch with a one-cycle schedule (:func:`fit_one_cycle`), evaluation mode
+(:func:`evaluating`), progress bars."""
 from .loop import EarlyStopping, count_parameters, evaluating, fit
+from .pool import fit_one_cycle
 from .progress import show_progress
 
-__all__ = ["fit", "EarlyStopping", "evaluating", "count_parameters", "show_progress"]
+__all__ = ["fit", "fit_one_cycle", "EarlyStopping", "evaluating", "count_parameters", "show_progress"]

@@ -111,31 +111,13 @@ def leave_one_out_weights(x, sigma):
     scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool, device=x.device), -1e4)  # not small enough
     return torch.softmax(scores, dim=-1) * (1 - torch.eye(len(x), dtype=x.dtype, device=x.device))
 '''}),
-    # ------------------------------------------------------------------ exercise 4: leave_one_out ignored
-    dict(name="layer_ignores_leave_one_out", kind="wrong", loses="learnable_gaussian_pooling",
-         message="leave_one_out=True", answers={"learnable_gaussian_pooling": '''
-class LearnableGaussianPooling(nn.Module):
-    def __init__(self, sigma=1.0):
+    # ------------------------------------------------------------------ exercise 4: one bandwidth per dimension
+    dict(name="layer_ignores_leave_one_out", kind="wrong", loses="diagonal_gaussian_pooling",
+         message="leave_one_out=True", answers={"diagonal_gaussian_pooling": '''
+class DiagonalGaussianPooling(nn.Module):
+    def __init__(self, dim, sigma=1.0):
         super().__init__()
-        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
-
-    @property
-    def sigma(self):
-        return self.log_sigma.exp()
-
-    def forward(self, queries, keys, values, leave_one_out=False):
-        weights = kernel_attention_weights(queries, keys, self.sigma)  # leave_one_out is never used
-        return attention_pooling(weights, values), weights
-'''}),
-    dict(name="layer_wraps_the_reference", kind="reference", loses="learnable_gaussian_pooling",
-         message="reference implementation", answers={"learnable_gaussian_pooling": '''
-from solutions.foundations import nadaraya_watson as nw
-
-
-class LearnableGaussianPooling(nn.Module):
-    def __init__(self, sigma=1.0):
-        super().__init__()
-        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
+        self.log_sigma = nn.Parameter(torch.full((dim,), math.log(sigma)))
 
     @property
     def sigma(self):
@@ -143,8 +125,94 @@ class LearnableGaussianPooling(nn.Module):
 
     def forward(self, queries, keys, values, leave_one_out=False):
         if leave_one_out:
-            return nw.nadaraya_watson(keys, keys, values, self.sigma, nw.leave_one_out_mask(len(keys)))
-        return nw.nadaraya_watson(queries, keys, values, self.sigma)
+            queries = keys  # but each point still sees itself
+        d = (queries.unsqueeze(-2) - keys.unsqueeze(-3)) / self.sigma
+        weights = torch.softmax(-0.5 * (d * d).sum(-1), dim=-1)
+        return attention_pooling(weights, values), weights
+'''}),
+    dict(name="layer_divides_by_sigma_not_its_square", kind="wrong", loses="diagonal_gaussian_pooling",
+         message="exp(-1/2)", answers={"diagonal_gaussian_pooling": '''
+class DiagonalGaussianPooling(nn.Module):
+    def __init__(self, dim, sigma=1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.full((dim,), math.log(sigma)))
+
+    @property
+    def sigma(self):
+        return self.log_sigma.exp()
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        if leave_one_out:
+            queries = keys
+        exponent = -0.5 * ((queries.unsqueeze(-2) - keys.unsqueeze(-3)) ** 2 / self.sigma).sum(-1)  # sigma, not sigma^2
+        if leave_one_out:
+            exponent = exponent.masked_fill(torch.eye(keys.shape[-2], dtype=torch.bool, device=keys.device),
+                                            torch.finfo(exponent.dtype).min)
+        weights = torch.softmax(exponent, dim=-1)
+        return attention_pooling(weights, values), weights
+'''}),
+    dict(name="layer_one_shared_bandwidth", kind="wrong", loses="diagonal_gaussian_pooling",
+         message="one entry per input dimension", answers={"diagonal_gaussian_pooling": '''
+class DiagonalGaussianPooling(nn.Module):
+    def __init__(self, dim, sigma=1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))  # one bandwidth for every dimension
+
+    @property
+    def sigma(self):
+        return self.log_sigma.exp()
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        if leave_one_out:
+            queries = keys
+        exponent = -0.5 * ((queries.unsqueeze(-2) - keys.unsqueeze(-3)) / self.sigma).pow(2).sum(-1)
+        if leave_one_out:
+            exponent = exponent.masked_fill(torch.eye(keys.shape[-2], dtype=torch.bool, device=keys.device),
+                                            torch.finfo(exponent.dtype).min)
+        weights = torch.softmax(exponent, dim=-1)
+        return attention_pooling(weights, values), weights
+'''}),
+    dict(name="layer_loo_zero_then_renormalise", kind="wrong", loses="diagonal_gaussian_pooling",
+         message="sigma = 0.01", answers={"diagonal_gaussian_pooling": '''
+class DiagonalGaussianPooling(nn.Module):
+    def __init__(self, dim, sigma=1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.full((dim,), math.log(sigma)))
+
+    @property
+    def sigma(self):
+        return self.log_sigma.exp()
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        if leave_one_out:
+            queries = keys
+        weights = torch.softmax(-0.5 * ((queries.unsqueeze(-2) - keys.unsqueeze(-3)) / self.sigma).pow(2).sum(-1), dim=-1)
+        if leave_one_out:
+            weights = weights * (1 - torch.eye(keys.shape[-2], dtype=weights.dtype, device=weights.device))
+            weights = weights / weights.sum(-1, keepdim=True)  # 0/0 when the point itself had all the weight
+        return attention_pooling(weights, values), weights
+'''}),
+    dict(name="layer_uses_the_course_softmax", kind="reference", loses="diagonal_gaussian_pooling",
+         message="reference implementation", answers={"diagonal_gaussian_pooling": '''
+from solutions.attention import masked_softmax as course_softmax
+
+
+class DiagonalGaussianPooling(nn.Module):
+    def __init__(self, dim, sigma=1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.full((dim,), math.log(sigma)))
+
+    @property
+    def sigma(self):
+        return self.log_sigma.exp()
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        if leave_one_out:
+            queries = keys
+        exponent = -0.5 * ((queries.unsqueeze(-2) - keys.unsqueeze(-3)) / self.sigma).pow(2).sum(-1)
+        mask = ~torch.eye(keys.shape[-2], dtype=torch.bool, device=keys.device) if leave_one_out else None
+        weights = course_softmax(exponent, mask)
+        return attention_pooling(weights, values), weights
 '''}),
     # ------------------------------------------------------------------ exercise 5: the loss after the update
     dict(name="train_loss_after_the_step", kind="wrong", loses="train_bandwidth", message="before its epoch's update",
@@ -192,6 +260,27 @@ def leave_one_out_weights(x, sigma):
     e = torch.exp(logits - logits.amax(-1, keepdim=True))
     return e / e.sum(-1, keepdim=True)
 ''',
+        "diagonal_gaussian_pooling": '''
+class DiagonalGaussianPooling(nn.Module):
+    def __init__(self, dim, sigma=1.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(math.log(sigma) * torch.ones(dim))
+
+    @property
+    def sigma(self):
+        return torch.exp(self.log_sigma)
+
+    def forward(self, queries, keys, values, leave_one_out=False):
+        q = keys if leave_one_out else queries
+        diff = q[..., :, None, :] - keys[..., None, :, :]  # (..., Tq, Tk, D)
+        logits = -0.5 * torch.einsum("...d,...d,d->...", diff, diff, torch.exp(-2 * self.log_sigma))
+        if leave_one_out:
+            n = keys.shape[-2]
+            logits = torch.where(torch.eye(n, dtype=torch.bool, device=keys.device), -math.inf, logits)
+        e = torch.exp(logits - logits.amax(-1, keepdim=True))
+        weights = e / e.sum(-1, keepdim=True)
+        return torch.einsum("...qk,...k->...q", weights, values), weights
+''',
         "train_bandwidth": '''
 def train_bandwidth(layer, x, y, epochs=50, lr=0.5):
     opt = torch.optim.SGD([layer.log_sigma], lr=lr)
@@ -234,19 +323,25 @@ def leave_one_out_weights(x, sigma):
     s = s - torch.diag(torch.full((n,), math.inf, dtype=torch.float64, device=x.device))
     return torch.softmax(s, dim=1).to(x.dtype)
 ''',
-        "learnable_gaussian_pooling": '''
-class LearnableGaussianPooling(nn.Module):
-    def __init__(self, sigma=1.0):
+        "diagonal_gaussian_pooling": '''
+class DiagonalGaussianPooling(nn.Module):
+    def __init__(self, dim, sigma=1.0):
         super().__init__()
-        self.register_parameter("log_sigma", nn.Parameter(torch.log(torch.tensor(float(sigma)))))
+        self.register_parameter("log_sigma", nn.Parameter(torch.log(torch.full((dim,), float(sigma)))))
 
     @property
     def sigma(self):
         return torch.exp(self.log_sigma)
 
     def forward(self, queries, keys, values, leave_one_out=False):
-        sigma = self.sigma
-        weights = leave_one_out_weights(keys, sigma) if leave_one_out else kernel_attention_weights(queries, keys, sigma)
+        x = keys.double()
+        q = x if leave_one_out else queries.double()
+        inv = torch.exp(-2 * self.log_sigma.double())  # 1 / sigma^2
+        sq = (q * q * inv).sum(-1)[..., :, None] + (x * x * inv).sum(-1)[..., None, :] - 2 * (q * inv) @ x.transpose(-2, -1)
+        logits = -0.5 * sq.clamp_min(0)
+        if leave_one_out:
+            logits = logits - torch.diag(torch.full((x.shape[-2],), math.inf, dtype=torch.float64, device=x.device))
+        weights = torch.softmax(logits, dim=-1).to(keys.dtype)
         return attention_pooling(weights, values), weights
 '''}),
 ]
