@@ -96,15 +96,25 @@ def time_call(name: str, q, k, v, *, window: int = DEFAULT_WINDOW, backward: boo
     took more than 10 s."""
     sync = torch.cuda.synchronize if q.device.type == "cuda" else (lambda: None)
 
+    def call() -> None:
+        with torch.enable_grad() if backward else torch.no_grad():
+            _call(name, q, k, v, window, backward)
+
+    # a call of more than 10 s (the quadratic paths at T = 16,384) is timed once: its spread is small
+    return _seconds(call, repeats, sync, once_after=10.0)
+
+
+def _seconds(call: Callable[[], object], repeats: int, sync: Callable[[], object] = lambda: None,
+             once_after: float = math.inf) -> list[float]:
+    """Seconds of ``repeats`` calls after one warm-up call; one call only when the warm-up took more than ``once_after`` seconds."""
     def once() -> float:
         sync()
         start = time.perf_counter()
-        with torch.enable_grad() if backward else torch.no_grad():
-            _call(name, q, k, v, window, backward)
+        call()
         sync()
         return time.perf_counter() - start
 
-    if once() > 10:  # a call of more than 10 s (the quadratic paths at T = 16,384): its spread is small
+    if once() > once_after:
         repeats = 1
     return [once() for _ in range(repeats)]
 
@@ -115,14 +125,11 @@ def time_function(fn: Callable[[], object], repeats: int = 3) -> list[float]:
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
 
-    def once() -> float:
-        start = time.perf_counter()
+    def call() -> None:
         with torch.no_grad():
             fn()
-        return time.perf_counter() - start
 
-    once()
-    return [once() for _ in range(repeats)]
+    return _seconds(call, repeats)
 
 
 def peak_extra_memory_of(fn: Callable[[], object]) -> int | None:
@@ -130,17 +137,9 @@ def peak_extra_memory_of(fn: Callable[[], object]) -> int | None:
     measured in this process as :func:`peak_extra_memory` does; None where Linux does not let a process reset
     its peak resident memory (there a fresh process would be needed, which an arbitrary function cannot be
     sent to). Call ``fn`` once before, so that the code of its kernels is not counted."""
-    gc.collect()
-    _fixed_mmap_threshold()
     if not _reset_peak_resident():
-        _fixed_mmap_threshold(32 * 2**20, trim=False)
         return None
-    before = _memory_status("VmRSS")
-    with torch.no_grad():
-        fn()
-    peak = _memory_status("VmHWM") - before
-    _fixed_mmap_threshold(32 * 2**20, trim=False)
-    return max(0, peak)
+    return _resident_peak(fn)
 
 
 def device_name(device) -> str:
@@ -245,12 +244,18 @@ def _cpu_peak(spec: dict) -> int:
                      getattr(torch, spec["dtype"]), spec["backward"])
     _call(spec["name"], *inputs(64, 1, 1, spec["head_dim"], requires_grad=spec["backward"]), spec["window"],
           spec["backward"])  # load every kernel first, so that its code is not counted
+    return _resident_peak(lambda: _call(spec["name"], q, k, v, spec["window"], spec["backward"]), spec["backward"])
+
+
+def _resident_peak(call: Callable[[], object], grad: bool = False) -> int:
+    """Bytes ``call()`` needs above the memory resident before it, at its peak (Linux's VmHWM, reset first
+    where the kernel allows; in a fresh process the peak so far is the start-up's, below the call's)."""
     gc.collect()
     _fixed_mmap_threshold()
     _reset_peak_resident()
     before = _memory_status("VmRSS")
-    with torch.enable_grad() if spec["backward"] else torch.no_grad():
-        _call(spec["name"], q, k, v, spec["window"], spec["backward"])
+    with torch.enable_grad() if grad else torch.no_grad():
+        call()
     peak = _memory_status("VmHWM") - before
     _fixed_mmap_threshold(32 * 2**20, trim=False)  # back to where glibc's own adjustment ends: fast reuse
     return max(0, peak)
