@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from solutions import seeding
 from solutions.attention import attention
 from solutions.devices import default_device
 
@@ -65,7 +66,7 @@ def main() -> None:
     rows = []
     with tqdm(total=len(args.lengths) * len(PATHS), desc="timing", leave=False) as bar:
         for T in args.lengths:
-            gen = torch.Generator().manual_seed(0)
+            gen = seeding.generator(0)
             q, k, v = (torch.randn(args.batch, args.heads, T, args.head_dim, generator=gen).to(device)
                        .requires_grad_(args.backward) for _ in range(3))
             times = {}

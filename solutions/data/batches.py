@@ -12,6 +12,7 @@ import torch
 
 from .pairs import Pair
 from .vocab import Vocab, pad_batch
+from ..seeding import or_default
 
 
 @dataclass
@@ -31,12 +32,12 @@ class Batch:
 
 
 def split(pairs: Sequence[Pair], fractions: Sequence[float] = (0.8, 0.1, 0.1),
-          seed: int = 0) -> tuple[list[Pair], list[Pair], list[Pair]]:
+          seed: int | None = None) -> tuple[list[Pair], list[Pair], list[Pair]]:
     """Shuffle with ``seed`` and cut into train/valid/test with the given fractions (summing to 1)."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {tuple(fractions)}")
     order = list(range(len(pairs)))
-    random.Random(seed).shuffle(order)
+    random.Random(or_default(seed)).shuffle(order)
     a = round(len(pairs) * fractions[0])
     b = round(len(pairs) * (fractions[0] + fractions[1]))
     parts = order[:a], order[a:b], order[b:]
@@ -59,7 +60,7 @@ class TranslationData:
         self._encoded = self.encode_pairs(self.pairs)
 
     @classmethod
-    def from_pairs(cls, pairs: Sequence[Pair], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+    def from_pairs(cls, pairs: Sequence[Pair], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int | None = None,
                    min_freq: int = 1) -> tuple[TranslationData, TranslationData, TranslationData]:
         """Train/valid/test sets from :func:`split`, all using vocabularies of the training split."""
         train, valid, test = split(pairs, fractions, seed)

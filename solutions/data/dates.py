@@ -17,6 +17,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import DateTimeFormat, get_date_format, tokenize_pattern
 
 from .pairs import Pair, check_count, collect_pairs
+from ..seeding import or_default
 
 DATE_FORMATS: tuple[tuple[str, str], ...] = (
     ("en_US", "full"),    # Wednesday, November 25, 2026
@@ -115,7 +116,7 @@ def render_date(d: date, locale: str = "en_US", width: str = "full", weekday: bo
     return Pair(tuple(src), tuple(tgt), links, links, src_text, tgt_text)
 
 
-def generate_dates(n: int, seed: int = 0, start: date = date(1950, 1, 1), end: date = date(2049, 12, 31),
+def generate_dates(n: int, seed: int | None = None, start: date = date(1950, 1, 1), end: date = date(2049, 12, 31),
                    formats: Sequence[tuple[str, str]] = DATE_FORMATS, unique: bool = False,
                    weekday: bool = True) -> list[Pair]:
     """``n`` pairs of uniformly drawn dates in [start, end], each in a uniformly drawn format.
@@ -138,7 +139,7 @@ def generate_dates(n: int, seed: int = 0, start: date = date(1950, 1, 1), end: d
     if unique and n > span * len(formats):
         raise ValueError(f"asked for {n} unique dates but only {span * len(formats)} exist")
     formats = tuple(dict.fromkeys(formats))  # a repeated format would only repeat pairs
-    rng = random.Random(seed)
+    rng = random.Random(or_default(seed))
 
     def draw() -> Pair:
         day = start + timedelta(days=rng.randrange(span))
@@ -147,7 +148,7 @@ def generate_dates(n: int, seed: int = 0, start: date = date(1950, 1, 1), end: d
     return collect_pairs(n, draw, unique)
 
 
-def generate_date_lists(n: int, length: int, seed: int = 0, weekday: bool = False,
+def generate_date_lists(n: int, length: int, seed: int | None = None, weekday: bool = False,
                         reverse: bool = False, **options) -> list[Pair]:
     """``n`` pairs of ``length`` dates each, joined by ";" in the source and by "，" in the target.
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from ..seeding import or_default
 
 __all__ = ["DISTORTIONS", "DigitCanvases", "load_digit_images", "digit_split", "make_digit_canvases"]
 
@@ -55,7 +56,7 @@ def load_digit_images() -> tuple[torch.Tensor, torch.Tensor]:
     return images.clone(), labels.clone()
 
 
-def digit_split(test: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def digit_split(test: int = 400, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the source digits for training and for testing, disjoint: (1797 − test,) and (test,).
 
     Split the *source* digits, then draw canvases from each side: no handwritten digit is on both sides.
@@ -63,13 +64,13 @@ def digit_split(test: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
     total = len(_digits()[1])
     if not 0 < test < total:
         raise ValueError(f"test must be between 1 and {total - 1}, got {test}")
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(or_default(seed)))
     return order[test:].sort().values, order[:test].sort().values
 
 
 def make_digit_canvases(indices: torch.Tensor | None = None, distortion: str = "T", *, canvas: int = 28,
                         digit_size: int = 12, clutter: int = 0, fragment: int = 5, repeats: int = 1,
-                        seed: int = 0, device: torch.device | str | None = None,
+                        seed: int | None = None, device: torch.device | str | None = None,
                         dtype: torch.dtype | None = None) -> DigitCanvases:
     """Draw ``repeats`` canvases of side ``canvas`` for each source digit in ``indices`` (all by default).
 
@@ -88,7 +89,7 @@ def make_digit_canvases(indices: torch.Tensor | None = None, distortion: str = "
     indices = torch.arange(len(labels)) if indices is None else torch.as_tensor(indices, dtype=torch.int64)
     sources = indices.repeat_interleave(repeats)  # (N,)
     n = len(sources)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(or_default(seed))
     angle, zoom, shift = _pose(distortion, n, canvas, digit_size, gen)
     grid = _affine_grid(angle, zoom, shift, canvas, digit_size)  # (N, S, S, 2) in the source's coordinates
     if distortion == "P":

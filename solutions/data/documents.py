@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Iterator, NamedTuple
 
 import torch
+from ..seeding import or_default
 
 __all__ = ["PAD_ID", "MARKER_ID", "TOPICS", "PaddedDocuments", "DocumentData", "document_vocabulary", "make_planted_documents"]
 
@@ -88,7 +89,7 @@ def document_vocabulary(vocab_size: int = 40, num_topics: int = 4, words_per_top
 
 def make_planted_documents(num_documents: int, vocab_size: int = 40, num_topics: int = 4,
                            words_per_topic: int = 2, sentences: tuple[int, int] = (4, 8),
-                           words: tuple[int, int] = (4, 8), seed: int = 0) -> DocumentData:
+                           words: tuple[int, int] = (4, 8), seed: int | None = None) -> DocumentData:
     """``num_documents`` documents of ``sentences`` = (S_min, S_max) sentences of ``words`` = (W_min, W_max) words.
 
     Each sentence has one topic word (topic uniform over the C topics, word uniform over the topic's words)
@@ -104,7 +105,7 @@ def make_planted_documents(num_documents: int, vocab_size: int = 40, num_topics:
         raise ValueError(f"num_documents must be >= 0, got {num_documents}")
     num_fillers = len(document_vocabulary(vocab_size, num_topics, words_per_topic)) - 2 - num_topics * words_per_topic
     first_filler = 2 + num_topics * words_per_topic
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(or_default(seed))
     N, S, W = num_documents, s_max, w_max
     num_sentences = torch.randint(s_min, s_max + 1, (N,), generator=gen)  # (N,)
     lengths = torch.randint(w_min, w_max + 1, (N, S), generator=gen)  # (N, S)

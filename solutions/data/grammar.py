@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .pairs import Pair, check_count, collect_pairs
+from ..seeding import or_default
 
 @dataclass(frozen=True)
 class _Chunk:
@@ -194,7 +195,7 @@ def _objects_for(verb: tuple) -> list[str]:
     return [noun for noun in _OBJECTS if _CLASS[noun] in verb[3].split()]
 
 
-def generate_sentences(n: int, seed: int = 0, unique: bool = False) -> list[Pair]:
+def generate_sentences(n: int, seed: int | None = None, unique: bool = False) -> list[Pair]:
     """``n`` sentences from the grammar: subject, verb, noun, noun form and phrase drawn uniformly.
 
     Action verbs take a place adverbial (not with a prepositional object, which would make the
@@ -204,7 +205,7 @@ def generate_sentences(n: int, seed: int = 0, unique: bool = False) -> list[Pair
     check_count(n)
     if unique and n > count_sentences():
         raise ValueError(f"asked for {n} unique sentences but the grammar has {count_sentences()}")
-    rng, subjects = random.Random(seed), list(_SUBJECTS.values())
+    rng, subjects = random.Random(or_default(seed)), list(_SUBJECTS.values())
 
     def draw() -> Pair:
         subject, verb = subjects[rng.randrange(len(subjects))], _VERBS[rng.randrange(len(_VERBS))]

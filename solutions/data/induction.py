@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Iterator, NamedTuple
 
 import torch
+from ..seeding import or_default
 
 __all__ = ["InductionData", "make_induction_data"]
 
@@ -54,7 +55,7 @@ class InductionData(NamedTuple):
 
 
 def make_induction_data(num_sequences: int, vocab_size: int = 24, length: int = 24,
-                        segment: tuple[int, int] = (5, 12), seed: int = 0) -> InductionData:
+                        segment: tuple[int, int] = (5, 12), seed: int | None = None) -> InductionData:
     """``num_sequences`` sequences "segment, repeat, filler" of ``length`` tokens from a vocabulary of ``vocab_size``.
 
     The segment length n is uniform in ``segment = (n_min, n_max)`` (inclusive); the segment's tokens are
@@ -71,7 +72,7 @@ def make_induction_data(num_sequences: int, vocab_size: int = 24, length: int = 
                          f"got {vocab_size}")
     if num_sequences < 0:
         raise ValueError(f"num_sequences must be >= 0, got {num_sequences}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(or_default(seed))
     n = torch.randint(n_min, n_max + 1, (num_sequences,), generator=gen)  # (N,)
     distinct = torch.rand(num_sequences, vocab_size, generator=gen).argsort(dim=-1)  # (N, V): random permutations
     tokens = torch.randint(0, vocab_size, (num_sequences, length), generator=gen)  # (N, T): fillers everywhere

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
+from ..seeding import or_default
 
 __all__ = ["TokenTask", "contains_task", "repeat_task", "recall_task"]
 
@@ -68,14 +69,14 @@ def _distinct(n: int, length: int, vocab: int, gen: torch.Generator) -> torch.Te
     return torch.rand(n, vocab, generator=gen).argsort(dim=-1)[:, :length]  # (n, length)
 
 
-def contains_task(n: int, length: int = 8, vocab: int = 32, target: int = 0, seed: int = 0) -> TokenTask:
+def contains_task(n: int, length: int = 8, vocab: int = 32, target: int = 0, seed: int | None = None) -> TokenTask:
     """Sequences of ``length`` distinct tokens; label 1 when ``target`` is among them (half the examples).
 
     ``where["target"]`` is the position of the target token, -1 when absent.
     """
     if not 0 <= target < vocab:
         raise ValueError(f"target must be a token of the vocabulary [0, {vocab}), got {target}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(or_default(seed))
     others = torch.tensor([t for t in range(vocab) if t != target])
     tokens = others[_distinct(n, length, vocab - 1, gen)]  # (N, T): distinct, never the target
     labels = torch.rand(n, generator=gen) < 0.5  # (N,)
@@ -86,13 +87,13 @@ def contains_task(n: int, length: int = 8, vocab: int = 32, target: int = 0, see
     return TokenTask(tokens, labels.long(), (vocab,), 2, {"target": position})
 
 
-def repeat_task(n: int, length: int = 8, vocab: int = 32, seed: int = 0) -> TokenTask:
+def repeat_task(n: int, length: int = 8, vocab: int = 32, seed: int | None = None) -> TokenTask:
     """Sequences of ``length`` tokens; label 1 when one token occurs twice (half the examples), else all
     tokens are distinct. ``where["pair"]`` is (N, 2): the two positions of the repeated token, or -1, -1.
     """
     if length < 2:
         raise ValueError(f"a repeat needs at least 2 positions, got length={length}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(or_default(seed))
     tokens = _distinct(n, length, vocab, gen)  # (N, T)
     labels = torch.rand(n, generator=gen) < 0.5  # (N,)
     pair = torch.rand(n, length, generator=gen).argsort(dim=-1)[:, :2].sort(dim=-1).values  # (N, 2): i < j
@@ -102,7 +103,7 @@ def repeat_task(n: int, length: int = 8, vocab: int = 32, seed: int = 0) -> Toke
     return TokenTask(tokens, labels.long(), (vocab,), 2, {"pair": pair})
 
 
-def recall_task(n: int, num_items: int = 8, num_keys: int = 16, num_values: int = 8, seed: int = 0) -> TokenTask:
+def recall_task(n: int, num_items: int = 8, num_keys: int = 16, num_values: int = 8, seed: int | None = None) -> TokenTask:
     """Items (key, value) with distinct keys, then a query key; the answer is an ordered pair of values.
 
     Position t < ``num_items`` holds item t as the fields (key, value); the last position holds the query
@@ -116,7 +117,7 @@ def recall_task(n: int, num_items: int = 8, num_keys: int = 16, num_values: int 
     """
     if num_items < 2:
         raise ValueError(f"recall needs at least 2 items, got num_items={num_items}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(or_default(seed))
     keys = _distinct(n, num_items, num_keys, gen)  # (N, T - 1)
     values = torch.randint(num_values, (n, num_items), generator=gen)  # (N, T - 1)
     match = torch.randint(1, num_items, (n,), generator=gen)  # (N,): never item 0

@@ -48,6 +48,7 @@ import torch
 
 from .documents import PaddedDocuments
 from .vocab import Vocab
+from ..seeding import or_default
 
 __all__ = ["CORPUS_PACKAGE", "CORPUS_VERSION", "HAM_GROUPS", "SPAM_GROUPS", "GROUPS", "Email", "MailData",
            "MailCorpus", "corpus_dir", "corpus_files", "read_email", "email_body", "strip_html",
@@ -213,7 +214,7 @@ def _encode(emails: Sequence[Email], index: Sequence[int], vocab: Vocab, S: int,
 
 def load_mail(ham_groups: Sequence[str] = HAM_GROUPS, spam_groups: Sequence[str] = SPAM_GROUPS,
               per_class: int | None = None, test_fraction: float = 0.3, max_sentences: int = 12,
-              max_words: int = 20, min_freq: int = 2, seed: int = 0) -> MailCorpus:
+              max_words: int = 20, min_freq: int = 2, seed: int | None = None) -> MailCorpus:
     """The e-mails of ``ham_groups`` (label 0) and ``spam_groups`` (label 1) as a :class:`MailCorpus`.
 
     ``per_class`` e-mails of each class are drawn at random (seeded) before anything is parsed (all of them
@@ -231,7 +232,7 @@ def load_mail(ham_groups: Sequence[str] = HAM_GROUPS, spam_groups: Sequence[str]
     if set(ham_groups) & set(spam_groups) or not ham_groups or not spam_groups:
         raise ValueError(f"ham and spam need one group each at least and no group in common, got {ham_groups} "
                          f"and {spam_groups}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(or_default(seed))
     emails: list[Email] = []
     for label, groups in ((HAM, ham_groups), (SPAM, spam_groups)):
         files = [path for group in groups for path in corpus_files(group)]

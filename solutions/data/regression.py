@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from ..seeding import or_default
 
 __all__ = ["target_function", "RegressionData", "make_regression_data"]
 
@@ -29,7 +30,7 @@ def make_regression_data(
     n_train: int,
     n_test: int,
     noise: float = 0.5,
-    seed: int = 0,
+    seed: int | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> RegressionData:
@@ -49,7 +50,7 @@ def make_regression_data(
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     dtype = torch.get_default_dtype() if dtype is None else dtype
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(or_default(seed))
     x_train = torch.sort(5 * torch.rand(n_train, generator=generator, dtype=torch.float64)).values  # (n_train,)
     eps = noise * torch.randn(n_train, generator=generator, dtype=torch.float64)  # (n_train,)
     y_train = target_function(x_train) + eps

@@ -35,6 +35,7 @@ from ..train.progress import show_progress
 from .chunked import chunked_attention
 from .kernels import flex_sliding_window, sdpa
 from .windowed import sliding_window_attention
+from ..seeding import or_default
 
 __all__ = ["METHODS", "QUADRATIC", "DEFAULT_WINDOW", "method", "inputs", "time_call", "peak_extra_memory",
            "time_function", "peak_extra_memory_of", "predicted_naive_bytes", "available_memory", "device_name",
@@ -77,9 +78,9 @@ def method(name: str) -> Callable:
 
 
 def inputs(T: int, batch: int = 1, heads: int = 8, head_dim: int = 64, device="cpu", dtype=torch.float32,
-           requires_grad: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           requires_grad: bool = False, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeded standard-normal q, k, v of shape (B, H, T, D)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(or_default(seed))
     return tuple(torch.randn(batch, heads, T, head_dim, generator=gen).to(device=device, dtype=dtype)
                  .requires_grad_(requires_grad) for _ in range(3))
 

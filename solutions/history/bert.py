@@ -52,6 +52,7 @@ from ..attention import lengths_to_mask
 from ..data import Vocab, generate_sentences, grammar, pad_batch
 from ..train import evaluating, fit
 from .transformer import EncoderLayer
+from ..seeding import or_default
 
 __all__ = [
     "PAD", "CLS", "SEP", "MASK", "UNK", "SPECIALS", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT",
@@ -387,7 +388,7 @@ def subject_of(sentence: Sequence[str]) -> tuple[str, ...]:
     return tuple(sentence[:n])
 
 
-def generate_documents(n_sentences: int, sentences_per_doc: int = 4, seed: int = 0) -> list[list[tuple[str, ...]]]:
+def generate_documents(n_sentences: int, sentences_per_doc: int = 4, seed: int | None = None) -> list[list[tuple[str, ...]]]:
     """Toy "documents": runs of sentences about one subject.
 
     Draws ``n_sentences`` sentences from the grammar, groups them by subject (in order of drawing) and
@@ -403,11 +404,11 @@ def generate_documents(n_sentences: int, sentences_per_doc: int = 4, seed: int =
         groups[subject_of(pair.source)].append(pair.source)
     docs = [g[k:k + sentences_per_doc] for g in groups.values()
             for k in range(0, len(g) - sentences_per_doc + 1, sentences_per_doc)]
-    random.Random(seed).shuffle(docs)
+    random.Random(or_default(seed)).shuffle(docs)
     return docs
 
 
-def nsp_pairs(documents: Sequence[Sequence[Sequence[str]]], seed: int = 0) -> list[tuple[tuple[str, ...], tuple[str, ...], int]]:
+def nsp_pairs(documents: Sequence[Sequence[Sequence[str]]], seed: int | None = None) -> list[tuple[tuple[str, ...], tuple[str, ...], int]]:
     """(A, B, label) for every pair of consecutive sentences of every document (Section 3.1, Task #2).
 
     With probability 1/2 B is the actual next sentence (``IS_NEXT``); otherwise B is a random sentence
@@ -415,7 +416,7 @@ def nsp_pairs(documents: Sequence[Sequence[Sequence[str]]], seed: int = 0) -> li
     """
     if len(documents) < 2:
         raise ValueError("NotNext sentences come from another document: need at least 2 documents")
-    rng, out = random.Random(seed), []
+    rng, out = random.Random(or_default(seed)), []
     for d, doc in enumerate(documents):
         for a, b in zip(doc[:-1], doc[1:]):
             if rng.random() < 0.5:
@@ -491,7 +492,7 @@ def _shuffled_batches(n: int, batch_size: int, rng: random.Random) -> Iterator[l
 
 def pretrain(model: BertForPreTraining, pairs: Sequence[tuple[Sequence[str], Sequence[str], int]],
              vocab: BertVocab, steps: int, batch_size: int = 64, lr: float = 1e-3, warmup: int = 100,
-             weight_decay: float = 0.01, seed: int = 0, log_every: int = 50,
+             weight_decay: float = 0.01, seed: int | None = None, log_every: int = 50,
              progress: bool | None = None) -> list[dict[str, float]]:
     """Minimise L = L_MLM + L_NSP (Section 3.1) with AdamW and warm-up/linear decay; masks drawn afresh per batch.
 
@@ -506,8 +507,8 @@ def pretrain(model: BertForPreTraining, pairs: Sequence[tuple[Sequence[str], Seq
     if not pairs:
         raise ValueError("no sentence pairs to pre-train on")
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)  # the masks
-    indices = _shuffled_batches(len(pairs), batch_size, random.Random(seed))
+    generator = torch.Generator().manual_seed(or_default(seed))  # the masks
+    indices = _shuffled_batches(len(pairs), batch_size, random.Random(or_default(seed)))
 
     def batches(epoch: int) -> Iterator[PretrainingBatch]:
         for _ in range(min(log_every, steps - (epoch - 1) * log_every)):
@@ -545,14 +546,14 @@ class PretrainingEvaluation:
 
 
 def evaluate_pretraining(model: BertForPreTraining, pairs: Sequence[tuple[Sequence[str], Sequence[str], int]],
-                         vocab: BertVocab, seed: int = 0, batch_size: int = 256, **mask_kwargs) -> PretrainingEvaluation:
+                         vocab: BertVocab, seed: int | None = None, batch_size: int = 256, **mask_kwargs) -> PretrainingEvaluation:
     """MLM accuracy on freshly masked held-out pairs (masks from ``seed``), and NSP accuracy.
 
     ``kinds`` says what the input showed at each selected position: [MASK], a random word, or the
     unchanged word (a random draw that hit the same word counts as unchanged).
     """
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(or_default(seed))
     targets, predictions, kinds, nsp_correct = [], [], [], 0
     with evaluating(model):
         for k in range(0, len(pairs), batch_size):
@@ -591,7 +592,7 @@ def object_class(sentence: Sequence[str]) -> str | None:
 
 def train_classifier(model: BertForSequenceClassification, sentences: Sequence[Sequence[str]],
                      labels: Sequence[int], vocab: BertVocab, epochs: int = 30, batch_size: int = 16,
-                     lr: float = 5e-4, warmup_fraction: float = 0.1, seed: int = 0,
+                     lr: float = 5e-4, warmup_fraction: float = 0.1, seed: int | None = None,
                      progress: bool | None = None) -> list[float]:
     """Fine-tune all weights with cross-entropy on [CLS] (Section 3.2/4.1); the mean loss per epoch.
 
@@ -603,7 +604,7 @@ def train_classifier(model: BertForSequenceClassification, sentences: Sequence[S
         raise ValueError(f"{len(sentences)} sentences but {len(labels)} labels")
     device = next(model.parameters()).device
     encoded = [encode_pair(vocab, s) for s in sentences]
-    rng = random.Random(seed)
+    rng = random.Random(or_default(seed))
 
     def batches(epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
         order = list(range(len(encoded)))

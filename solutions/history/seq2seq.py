@@ -31,6 +31,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..metrics import AlignmentScores, alignment_scores, links_from_attention
 from ..data import Batch, Pair, TranslationData, Vocab
 from ..train import EarlyStopping, evaluating, fit
+from ..seeding import or_default
 
 __all__ = [
     "RNNEncoder",
@@ -188,7 +189,7 @@ def stopping_rule(patience: int | None, monitor: str = "valid_loss", min_delta: 
 
 
 def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_size: int = 64,
-                  lr: float = 2e-3, clip: float = 1.0, seed: int = 0, valid: TranslationData | None = None,
+                  lr: float = 2e-3, clip: float = 1.0, seed: int | None = None, valid: TranslationData | None = None,
                   progress: bool | None = None, patience: int | None = None, monitor: str = "valid_loss",
                   min_delta: float = 0.0, enough: float | None = None) -> list[dict[str, float]]:
     """Train with Adam on teacher-forced cross-entropy; shuffled batches seeded by ``seed``.
@@ -205,7 +206,7 @@ def train_seq2seq(model: nn.Module, data: TranslationData, epochs: int, batch_si
     if len(data) == 0:
         raise ValueError("the training data are empty")
     device = next(model.parameters()).device
-    order = random.Random(seed)
+    order = random.Random(or_default(seed))
 
     def loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         batch = batch.to(device)

@@ -37,6 +37,7 @@ from ..attention import MultiHeadAttention, lengths_to_mask
 from ..data import Batch, TranslationData, Vocab
 from ..train import fit
 from .seq2seq import sequence_loss, stopping_rule, validation_epochs
+from ..seeding import or_default
 
 __all__ = [
     "sinusoidal_positional_encoding",
@@ -342,7 +343,7 @@ def transformer_lr(step: int, d_model: int, warmup: int = 4000) -> float:
 
 
 def train_transformer(model: Transformer, data: TranslationData, epochs: int, batch_size: int = 64,
-                      lr: float = 1e-3, warmup: int = 200, clip: float = 1.0, seed: int = 0,
+                      lr: float = 1e-3, warmup: int = 200, clip: float = 1.0, seed: int | None = None,
                       progress: bool | None = None, valid: TranslationData | None = None,
                       patience: int | None = None, enough: float | None = None) -> list[dict[str, float]]:
     """Adam(β = 0.9, 0.98) on the teacher-forced cross-entropy, all target positions at once.
@@ -360,7 +361,7 @@ def train_transformer(model: Transformer, data: TranslationData, epochs: int, ba
     d = model.config.d_model
     peak = transformer_lr(warmup, d, warmup)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: transformer_lr(s + 1, d, warmup) / peak)
-    order = random.Random(seed)
+    order = random.Random(or_default(seed))
 
     def loss(model: Transformer, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         batch = batch.to(device)

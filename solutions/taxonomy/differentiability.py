@@ -296,7 +296,7 @@ def estimator_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: tor
 
 
 def train_attention_estimator(model: torch.nn.Module, pool: list, test: tuple[torch.Tensor, torch.Tensor],
-                              estimator: str, *, temperature: float = 1.0, seed: int = 0, batch_size: int = 32,
+                              estimator: str, *, temperature: float = 1.0, seed: int | None = None, batch_size: int = 32,
                               lr: float = 3e-3) -> list[dict[str, float]]:
     """Train a glimpse model's choice with one estimator, through :func:`~solutions.train.fit_one_cycle`.
 

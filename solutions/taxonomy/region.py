@@ -60,7 +60,7 @@ GLIMPSE_TASK = dict(distortion="T", canvas=28, digit_size=12, clutter=4, fragmen
 MODES = ("soft", "hard", "local")
 
 
-def glimpse_canvases(indices: torch.Tensor | None = None, *, repeats: int = 1, seed: int = 0,
+def glimpse_canvases(indices: torch.Tensor | None = None, *, repeats: int = 1, seed: int | None = None,
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                      **overrides) -> DigitCanvases:
     """Canvases for the glimpse task: :func:`~solutions.data.digits.make_digit_canvases` with
@@ -348,7 +348,7 @@ def glimpse_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], mod
     return loss, extras
 
 
-def train_glimpses(model: nn.Module, pool: list[DigitCanvases], mode: str, *, seed: int = 0, batch_size: int = 32,
+def train_glimpses(model: nn.Module, pool: list[DigitCanvases], mode: str, *, seed: int | None = None, batch_size: int = 32,
                    lr: float = 3e-3) -> dict[str, float]:
     """Train ``model`` with :func:`~solutions.train.fit_one_cycle`, one epoch per set of canvases in ``pool`` (fresh
     placements every epoch), Adam with a one-cycle schedule. Returns the last epoch's record plus

@@ -37,6 +37,7 @@ from torch import nn
 from ..attention import MultiHeadAttention
 from ..data.lookups import TokenTask
 from ..train import evaluating, fit
+from ..seeding import or_default
 
 __all__ = ["SourceConfig", "SelfAttention", "CrossAttention", "LearnedQueries", "AttentionClassifier", "train_lookup",
            "lookup_accuracy", "weight_on_positions"]
@@ -213,7 +214,7 @@ class AttentionClassifier(nn.Module):
 
 
 def train_lookup(model: AttentionClassifier, task: TokenTask, *, epochs: int = 10, lr: float = 3e-3,
-                 batch_size: int = 128, seed: int = 0) -> list[dict[str, float]]:
+                 batch_size: int = 128, seed: int | None = None) -> list[dict[str, float]]:
     """Cross-entropy on the labels of ``task`` with AdamW and a one-cycle learning rate, through
     :func:`solutions.train.fit`; the batches are reshuffled every epoch from ``seed``. The caller seeds the
     model's initialisation (``torch.manual_seed``) before building it."""
@@ -226,7 +227,7 @@ def train_lookup(model: AttentionClassifier, task: TokenTask, *, epochs: int = 1
         inputs, labels = (x.to(device) for x in batch)
         return F.cross_entropy(model(inputs)[0], labels), {"size": len(labels)}
 
-    return fit(model, lambda epoch: task.batches(batch_size, seed=1000 * seed + epoch), loss, optimizer,
+    return fit(model, lambda epoch: task.batches(batch_size, seed=1000 * or_default(seed) + epoch), loss, optimizer,
                epochs=epochs, scheduler=scheduler, desc="lookup")
 
 

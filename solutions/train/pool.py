@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from .loop import LossFn, fit
+from ..seeding import or_default
 
 __all__ = ["fit_one_cycle"]
 
 
-def fit_one_cycle(model: nn.Module, pool: Sequence[Any], loss: LossFn, *, lr: float = 3e-3, seed: int = 0,
+def fit_one_cycle(model: nn.Module, pool: Sequence[Any], loss: LossFn, *, lr: float = 3e-3, seed: int | None = None,
                   batch_size: int = 32, param_groups: list[dict] | None = None,
                   after_epoch: Callable[[int], dict[str, float]] | None = None, progress: bool | None = None,
                   desc: str = "training") -> list[dict[str, float]]:
@@ -51,7 +52,7 @@ def fit_one_cycle(model: nn.Module, pool: Sequence[Any], loss: LossFn, *, lr: fl
     steps = sum(math.ceil(len(data.labels) / batch_size) for data in pool)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
                                                     total_steps=steps)
-    order = torch.Generator().manual_seed(seed)
+    order = torch.Generator().manual_seed(or_default(seed))
 
     def batches(epoch: int):
         data = pool[epoch - 1]
