@@ -316,6 +316,12 @@ def test_time_function_and_peak_extra_memory_of_any_call():
     assert len(times) == 4 and all(t > 0 for t in times)
     with pytest.raises(ValueError, match="repeats"):
         time_function(lambda: None, repeats=0)
+    # the compute clock leaves out time spent waiting (here sleeping; on a busy machine, waiting for a core)
+    import time
+    assert min(time_function(lambda: time.sleep(0.05), repeats=2, clock="compute")) < 0.02
+    assert min(time_function(lambda: time.sleep(0.05), repeats=1, clock="wall")) >= 0.05
+    with pytest.raises(ValueError, match="clock"):
+        time_function(lambda: None, clock="cpu")
     big = lambda: torch.ones(4 * 2**20)  # 16 MiB held at the peak  # noqa: E731
     big()
     peak = peak_extra_memory_of(big)

@@ -236,3 +236,17 @@ def test_fit_one_cycle_errors():
         fit_one_cycle(model, [], _cross_entropy)
     with pytest.raises(ValueError, match="batch_size"):
         fit_one_cycle(model, _pool("cpu"), _cross_entropy, batch_size=0)
+
+
+def test_the_compute_clock_counts_work_not_waiting(device):
+    import time
+
+    from solutions.train import compute_clock, elapsed
+    if device.type == "cpu":  # on the CPU: this process's CPU time, so time spent waiting is not counted
+        assert compute_clock(device) is time.process_time and compute_clock() is time.process_time
+        assert elapsed(lambda: time.sleep(0.2)) < 0.05, "sleeping (or waiting for a core) counted as compute"
+    else:  # a GPU: wall-clock seconds between synchronisations
+        assert elapsed(lambda: time.sleep(0.2), device) >= 0.2
+    start = time.perf_counter()
+    busy = elapsed(lambda: sum(range(3_000_000)), device)
+    assert 0 < busy <= time.perf_counter() - start + 0.01, "work is counted, and never more than the wall time"

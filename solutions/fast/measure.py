@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..attention import attention, masked_softmax
+from ..train.clock import compute_clock
 from ..train.progress import show_progress
 from .chunked import chunked_attention
 from .kernels import flex_sliding_window, sdpa
@@ -92,37 +93,44 @@ def _call(name: str, q, k, v, window: int, backward: bool) -> None:
 
 
 def time_call(name: str, q, k, v, *, window: int = DEFAULT_WINDOW, backward: bool = False,
-              repeats: int = 3) -> list[float]:
+              repeats: int = 3, clock: str = "wall") -> list[float]:
     """Seconds of ``repeats`` calls after one warm-up call (on a GPU, synchronised); one call when the warm-up
-    took more than 10 s."""
-    sync = torch.cuda.synchronize if q.device.type == "cuda" else (lambda: None)
-
+    took more than 10 s. ``clock``: ``"wall"`` (what a user waits) or ``"compute"`` (this process's CPU time on
+    the CPU, see :func:`~solutions.train.compute_clock`: what a claim about relative speed should compare on a
+    machine others share)."""
     def call() -> None:
         with torch.enable_grad() if backward else torch.no_grad():
             _call(name, q, k, v, window, backward)
 
     # a call of more than 10 s (the quadratic paths at T = 16,384) is timed once: its spread is small
-    return _seconds(call, repeats, sync, once_after=10.0)
+    return _seconds(call, repeats, _clock(clock, q.device), once_after=10.0)
 
 
-def _seconds(call: Callable[[], object], repeats: int, sync: Callable[[], object] = lambda: None,
+def _clock(kind: str, device: torch.device) -> Callable[[], float]:
+    """The clock named ``kind`` ("wall" or "compute") for calls on ``device``; both synchronise a GPU."""
+    if kind not in ("wall", "compute"):
+        raise ValueError(f"clock must be 'wall' or 'compute', got {kind!r}")
+    return compute_clock(device) if kind == "compute" or device.type == "cuda" else time.perf_counter
+
+
+def _seconds(call: Callable[[], object], repeats: int, clock: Callable[[], float] = time.perf_counter,
              once_after: float = math.inf) -> list[float]:
-    """Seconds of ``repeats`` calls after one warm-up call; one call only when the warm-up took more than ``once_after`` seconds."""
+    """Seconds of ``repeats`` calls after one warm-up call, read on ``clock``; one call only when the warm-up took
+    more than ``once_after`` seconds."""
     def once() -> float:
-        sync()
-        start = time.perf_counter()
+        start = clock()
         call()
-        sync()
-        return time.perf_counter() - start
+        return clock() - start
 
     if once() > once_after:
         repeats = 1
     return [once() for _ in range(repeats)]
 
 
-def time_function(fn: Callable[[], object], repeats: int = 3) -> list[float]:
+def time_function(fn: Callable[[], object], repeats: int = 3, clock: str = "wall") -> list[float]:
     """Seconds of ``repeats`` calls of ``fn()`` on the CPU after one warm-up call, without gradients (any
-    function: a layer of a chapter, where :func:`time_call` times the attention methods of :data:`METHODS`)."""
+    function: a layer of a chapter, where :func:`time_call` times the attention methods of :data:`METHODS`);
+    ``clock`` as in :func:`time_call`."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
 
@@ -130,7 +138,7 @@ def time_function(fn: Callable[[], object], repeats: int = 3) -> list[float]:
         with torch.no_grad():
             fn()
 
-    return _seconds(call, repeats)
+    return _seconds(call, repeats, _clock(clock, torch.device("cpu")))
 
 
 def peak_extra_memory_of(fn: Callable[[], object]) -> int | None:
@@ -264,8 +272,10 @@ def _resident_peak(call: Callable[[], object], grad: bool = False) -> int:
 
 def sweep(names: list[str], lengths: list[int], *, batch: int = 1, heads: int = 8, head_dim: int = 64,
           window: int = DEFAULT_WINDOW, repeats: int = 3, device="cpu", dtype=torch.float32,
-          memory: bool = True, memory_fraction: float = 0.8, progress: bool | None = None) -> list[dict]:
-    """Time (median of ``repeats``) and peak extra memory of each method at each length, one dict per pair.
+          memory: bool = True, memory_fraction: float = 0.8, progress: bool | None = None,
+          clock: str = "wall") -> list[dict]:
+    """Time (median and minimum of ``repeats``, on ``clock``: see :func:`time_call`) and peak extra memory of
+    each method at each length, one dict per pair.
 
     Every timing comes first and every memory measurement after, so that the way memory is measured (see
     the module docstring) never slows a timed call. A quadratic method whose predicted peak exceeds
@@ -288,7 +298,7 @@ def sweep(names: list[str], lengths: list[int], *, batch: int = 1, heads: int = 
                 bar.set_postfix_str(f"time T={T} {row['method']}")
                 if not row["note"]:
                     try:
-                        times = time_call(row["method"], q, k, v, window=window, repeats=repeats)
+                        times = time_call(row["method"], q, k, v, window=window, repeats=repeats, clock=clock)
                         row.update(seconds=statistics.median(times), seconds_min=min(times), repeats=len(times))
                     except RuntimeError as error:  # e.g. a backend this device does not have
                         row["note"] = f"failed: {str(error).splitlines()[0][:120]}"

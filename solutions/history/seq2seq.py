@@ -19,7 +19,6 @@ Shape letters:
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -30,7 +29,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..metrics import AlignmentScores, alignment_scores, links_from_attention
 from ..data import Batch, Pair, TranslationData, Vocab
-from ..train import EarlyStopping, evaluating, fit
+from ..train import EarlyStopping, compute_clock, evaluating, fit
 from ..seeding import or_default
 
 __all__ = [
@@ -163,13 +162,15 @@ def teacher_forced_exact_match(model: nn.Module, data: TranslationData, batch_si
 def validation_epochs(model: nn.Module, valid: TranslationData, logits_of=None) -> Callable[[int], dict[str, float]]:
     """An ``after_epoch`` for :func:`~solutions.train.fit`: after each epoch, ``valid_accuracy`` and
     ``valid_loss`` (exact match and cross-entropy per token on ``valid``, from :func:`teacher_forced_scores`)
-    and ``train_seconds``, the training time so far with the validation passes left out."""
-    clock = {"seconds": 0.0, "since": time.perf_counter()}
+    and ``train_seconds``, the compute time of training so far (:func:`~solutions.train.compute_clock`: CPU
+    time on the CPU, so a busy machine does not inflate it), with the validation passes left out."""
+    now = compute_clock(next(model.parameters()).device)
+    clock = {"seconds": 0.0, "since": now()}
 
     def after_epoch(epoch: int) -> dict[str, float]:
-        clock["seconds"] += time.perf_counter() - clock["since"]
+        clock["seconds"] += now() - clock["since"]
         accuracy, loss = teacher_forced_scores(model, valid, logits_of=logits_of)
-        clock["since"] = time.perf_counter()
+        clock["since"] = now()
         return {"valid_accuracy": accuracy, "valid_loss": loss, "train_seconds": clock["seconds"]}
 
     return after_epoch

@@ -36,7 +36,6 @@ E feature size of the location network, N hidden size of the glimpse ("what") ne
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -46,7 +45,7 @@ from torch import nn
 
 from ..attention import make_score, masked_softmax, weighted_sum
 from ..data.digits import DigitCanvases, make_digit_canvases
-from ..train import evaluating, fit_one_cycle
+from ..train import compute_clock, evaluating, fit_one_cycle
 
 __all__ = ["GLIMPSE_TASK", "MODES", "GlimpseConfig", "GlimpseOutput", "GlimpseClassifier", "FullImageClassifier",
            "glimpse_canvases", "extract_patches", "grid_side", "patch_centres", "grid_window_mask", "soft_weights",
@@ -352,11 +351,13 @@ def train_glimpses(model: nn.Module, pool: list[DigitCanvases], mode: str, *, se
                    lr: float = 3e-3) -> dict[str, float]:
     """Train ``model`` with :func:`~solutions.train.fit_one_cycle`, one epoch per set of canvases in ``pool`` (fresh
     placements every epoch), Adam with a one-cycle schedule. Returns the last epoch's record plus
-    ``seconds`` per epoch. ``seed`` orders the batches (the model's initialisation is the caller's)."""
-    start = time.perf_counter()
+    ``seconds`` of compute per epoch (:func:`~solutions.train.compute_clock`). ``seed`` orders the batches (the
+    model's initialisation is the caller's)."""
+    clock = compute_clock(next(model.parameters()).device)
+    start = clock()
     history = fit_one_cycle(model, pool, lambda m, b: glimpse_loss(m, b, mode), lr=lr, seed=seed,
                             batch_size=batch_size, desc=f"glimpses ({mode})")
-    return {**history[-1], "seconds": (time.perf_counter() - start) / len(pool)}
+    return {**history[-1], "seconds": (clock() - start) / len(pool)}
 
 
 def glimpse_accuracy(model: nn.Module, data: DigitCanvases, mode: str) -> tuple[float, float]:
