@@ -68,6 +68,7 @@ class _Scanner(ast.NodeVisitor):
     def __init__(self, traced: set[str], where: str, problems: list[str]):
         self.traced, self.where, self.problems = traced, where, problems
         self.imported = set()  # names imported from solutions.seeding
+        self.seed_positions: dict[str, list[int]] = {}  # function defined here → positions of its seed parameters
 
     # --- what counts as traced -----------------------------------------------------------------------------
     def traced_expr(self, node: ast.AST | None) -> bool:
@@ -127,6 +128,8 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         self._arguments(node.args)
+        positional = node.args.posonlyargs + node.args.args
+        self.seed_positions[node.name] = [i for i, param in enumerate(positional) if _says_seed(param.arg)]
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
@@ -183,6 +186,9 @@ class _Scanner(ast.NodeVisitor):
             if (name != "seed" or random_module) and not self.traced_expr(argument):
                 if argument is not None or name in {"manual_seed", "seed"}:
                     self.flag(node, f"{name}() with a seed the seeding module did not give")
+        for position in self.seed_positions.get(name, []) if isinstance(node.func, ast.Name) else []:
+            if position < len(node.args) and not self.traced_expr(node.args[position]):
+                self.flag(node.args[position], f"{name}() is given a literal seed")
         for keyword in node.keywords:
             if _says_seed(keyword.arg) and not self.traced_expr(keyword.value) and not (
                     isinstance(keyword.value, ast.Constant) and keyword.value.value is None):
@@ -201,9 +207,10 @@ def literal_seeds(path: Path) -> list[str]:
         except SyntaxError as error:
             problems.append(f"{where}: does not parse ({error.msg})")
             continue
-        imported = scanner.imported if scanner else set()
+        before = scanner
         scanner = _Scanner(traced, where, problems)
-        scanner.imported = imported
+        if before is not None:  # names imported and functions defined in earlier cells
+            scanner.imported, scanner.seed_positions = before.imported, before.seed_positions
         scanner.visit(tree)
     return problems
 

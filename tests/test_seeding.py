@@ -101,6 +101,7 @@ def _problems(code: str) -> list[str]:
     "def make(n, seed=0): pass",
     "for seed in range(3):\n    torch.manual_seed(seed)",
     "label = 'first' if seed == 0 else None",
+    "def canvases(indices, first_seed):\n    return draw(indices, seed=first_seed)\npool = canvases(x, 1000 + 10)",
 ])
 def test_the_check_finds_a_literal_seed(code):
     assert _problems(code), f"not flagged: {code}"
