@@ -219,7 +219,8 @@ def test_gumbel_bias_shrinks_with_the_temperature_and_the_soft_gradient_has_no_v
     assert stats[0.1]["variance"] > stats[1.0]["variance"] > stats[5.0]["variance"]
     soft = gradient_samples(scores, objective, "soft", 3)
     assert torch.equal(soft[0], soft[1]) and torch.equal(soft[0], soft[2])
-    assert estimator_statistics(soft, truth)["variance"] == 0.0
+    # equal samples: only the rounding of their mean is left (a + a + a)/3 ≠ a in float32 for some a
+    assert estimator_statistics(soft, truth)["variance"] < 1e-24
 
 
 def test_gradient_samples_follow_the_device_and_dtype(device):
