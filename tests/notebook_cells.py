@@ -23,7 +23,7 @@ SOURCES = frozenset({
     "train_attention_estimator",
     # clocks, and the appendix's measuring functions (time and peak memory, solutions.fast.measure)
     "perf_counter", "perf_counter_ns", "process_time", "monotonic", "time", "sweep", "time_call",
-    "peak_extra_memory", "time_function", "peak_extra_memory_of",
+    "peak_extra_memory", "time_function", "peak_extra_memory_of", "compute_clock", "elapsed",
     # Monte Carlo samples of a gradient estimator (the random stream differs between a CPU and a GPU)
     "gradient_samples",
     # vectors fitted by a matrix factorisation, whose last digits (and so its ties) depend on LAPACK's kernels
