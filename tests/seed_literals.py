@@ -177,15 +177,14 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         name = _called_name(node)
-        if self._seeding(node):
-            pass
-        elif name in {"manual_seed", "manual_seed_all", "seed"} | RNG_CONSTRUCTORS:
+        seeds_a_generator = name in {"manual_seed", "manual_seed_all"} | RNG_CONSTRUCTORS or (
+            name == "seed" and isinstance(node.func, ast.Attribute))  # random.seed(...), np.random.seed(...)
+        if seeds_a_generator and not self._seeding(node):
             argument = node.args[0] if node.args else next(
                 (k.value for k in node.keywords if k.arg in {"seed", "x", "a"}), None)
-            random_module = name == "seed" and isinstance(node.func, ast.Attribute)
-            if (name != "seed" or random_module) and not self.traced_expr(argument):
-                if argument is not None or name in {"manual_seed", "seed"}:
-                    self.flag(node, f"{name}() with a seed the seeding module did not give")
+            unseeded_on_purpose = argument is None and name not in {"manual_seed", "seed"}  # Random(): no seed
+            if not unseeded_on_purpose and not self.traced_expr(argument):
+                self.flag(node, f"{name}() with a seed the seeding module did not give")
         for position in self.seed_positions.get(name, []) if isinstance(node.func, ast.Name) else []:
             if position < len(node.args) and not self.traced_expr(node.args[position]):
                 self.flag(node.args[position], f"{name}() is given a literal seed")
