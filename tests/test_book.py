@@ -60,6 +60,23 @@ def test_chapter_has_equations_figures_tables_and_citations(html, chapter):
 
 
 
+def test_every_page_states_the_licences_and_credits_the_outline(html):
+    for page in toc_files():
+        text = (html / f"{page}.html").read_text()
+        footer = re.search(r'<footer class="bd-footer-content.*?</footer>', text, re.S)
+        assert footer, f"{page} has no footer"
+        footer = footer.group(0)
+        assert "creativecommons.org/licenses/by-sa/4.0" in footer and "CC BY-SA 4.0" in footer, page
+        assert "license/mit" in footer and "MIT" in footer, page
+        assert '<span lang="zh-Hans">「【AI】注意力机制与深度学习模型」</span>' in footer, page
+        assert "The course authors" not in text, page
+    for name in ("LICENSE", "LICENSE-CONTENT", "CONTRIBUTORS"):
+        assert (ROOT / name).is_file(), name
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert "Attribution-ShareAlike 4.0 International" in (ROOT / "LICENSE-CONTENT").read_text()
+    assert "注意力机制与深度学习模型" in (ROOT / "CONTRIBUTORS").read_text()
+
+
 CITATION = re.compile(r'<a class="reference internal" href="bibliography\.html#(id\d+)"[^>]*>(.*?)</a>', re.S)
 
 
