@@ -91,6 +91,19 @@ def test_a_jupyterhub_button_appears_once_a_hub_is_set(html, tmp_path):
     assert "attention-mechanisms" in page.split("https://hub.example.edu/hub/user-redirect/git-pull?", 1)[1][:400]
 
 
+def test_bibliography_links_every_arxiv_id_and_doi(html):
+    bib = (ROOT / "book" / "references.bib").read_text()
+    assert not re.search(r"arXiv:\s*\d", bib), "arXiv ids go in eprint fields (then they become links)"
+    page = (html / "book" / "bibliography.html").read_text()
+    eprints = re.findall(r"^\s*eprint\s*=\s*\{([^}]+)\}", bib, re.M)
+    dois = re.findall(r"^\s*doi\s*=\s*\{([^}]+)\}", bib, re.M)
+    assert len(eprints) >= 30 and dois
+    for eprint in eprints:
+        assert f'href="https://arxiv.org/abs/{eprint}"' in page, eprint
+    for doi in dois:
+        assert f'href="https://doi.org/{doi}"' in page, doi
+
+
 CITATION = re.compile(r'<a class="reference internal" href="bibliography\.html#(id\d+)"[^>]*>(.*?)</a>', re.S)
 
 

@@ -101,8 +101,25 @@ async () => {
             loaded: img.complete && img.naturalWidth > 0};
   }));
   const launch = [...document.querySelectorAll('.dropdown-launch-buttons a')].map(a => a.href);
+  const visible = el => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+                          return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
+  const search_fields = [...document.querySelectorAll('.search-button-field, input[type=search]')]
+    .filter(el => visible(el) && !el.closest('.search-button__wrapper')).length;
+  const bold = el => parseInt(getComputedStyle(el).fontWeight) >= 600;
+  const bold_glue = [...document.querySelectorAll('span.pasted-text')]
+    .filter(el => bold(el) && !bold(el.parentElement)).map(el => el.innerText).slice(0, 5);
+  const chinese = /[\u3400-\u4dbf\u4e00-\u9fff]/;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const unmarked = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!chinese.test(node.data) || parent.closest('script, style, mjx-container, .math, mjx-assistive-mml')) continue;
+    const lang = parent.closest('[lang]');
+    if (!lang || !lang.lang.startsWith('zh')) unmarked.push(node.data.trim().slice(0, 30));
+  }
   return {math: math.length, typeset, mathjax, merrors: document.querySelectorAll('mjx-merror').length,
-          images, launch};
+          images, launch, search_fields, bold_glue, unmarked_chinese: unmarked.slice(0, 5),
+          marked_chinese: document.querySelectorAll('[lang^="zh"]').length};
 }
 """
 OVERFLOW_JS = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -187,6 +204,12 @@ def failures(report: dict, notebooks: list[str]) -> list[str]:
             alt = image["alt"].strip()
             if not alt or alt.endswith((".png", ".svg", ".jpg")) or "_images/" in alt:
                 found.append(f"{name}: image {image['src']} has no meaningful alt text ({alt!r})")
+        if page["search_fields"] > 1:
+            found.append(f"{name}: {page['search_fields']} search fields on a desktop page")
+        if page["bold_glue"]:
+            found.append(f"{name}: glued numbers printed bold: {page['bold_glue']}")
+        if page["unmarked_chinese"]:
+            found.append(f"{name}: Chinese text without lang=\"zh-Hans\": {page['unmarked_chinese']}")
         if page["overflow_400px"] > 0:
             found.append(f"{name}: scrolls sideways by {page['overflow_400px']} px at 400 px width")
     for name in notebooks:
@@ -244,6 +267,13 @@ def test_launch_buttons_on_every_notebook_page(html, report):
     notebooks = notebook_pages(html)
     assert any(p.startswith("book/exercises/") for p in notebooks) and len(notebooks) >= 10
     problems = [line for line in failures(report, notebooks) if "launch button" in line]
+    assert problems == [], "\n".join(problems)
+
+
+def test_one_search_field_plain_glue_and_chinese_marked(report):
+    assert sum(page["marked_chinese"] for page in report["pages"].values()) >= 10, "the pages' Chinese is marked"
+    problems = [line for line in failures(report, []) if "search fields" in line or "glued numbers" in line
+                or "Chinese text" in line]
     assert problems == [], "\n".join(problems)
 
 

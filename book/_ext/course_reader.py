@@ -14,6 +14,14 @@
   Thebe launch button is off (its script names thebe's CDN copy, which nothing then loads).
 - **A first visit logs nothing**: the theme's colour mode starts at "auto" (not "", which it reports
   as an error), and ``_static/course.css`` keeps long inline code from widening a phone's page.
+- **Plain glued numbers, one search field**: MyST-NB prints every glued number bold (``course.css`` sets it
+  back to the surrounding weight), and the theme's header repeats the sidebar's search field on a desktop
+  page (``navbar_persistent`` emptied, so the sidebar's field and the search page remain).
+- **Chinese marked as Chinese**: every run of Chinese characters in a page's body is wrapped in
+  ``<span lang="zh-Hans">`` (fonts and screen readers then treat it as Chinese), except inside math, scripts
+  and styles, which the browser does not read as text.
+- **Links in the bibliography**: an entry with an ``eprint`` (arXiv id) or a ``doi`` links to it (pybtex's
+  plain style formats both as links).
 - **Author–year labels** for the bibliography: the pybtex style ``course_author_year`` labels entries
   "Bahdanau et al. 2015", matching the author–year citations in the text. Two entries that would get the
   same label get "2014a" and "2014b", and the citations in the text carry the same letter: the reference
@@ -67,6 +75,63 @@ STATIC = Path(__file__).resolve().parent.parent / "_static"  # book/_static: fav
 def use_local_mathjax(app, config) -> None:
     config.mathjax_path = MATHJAX_ENTRY
     config.html_static_path.extend([str(mathjax_static_dir()), str(STATIC)])
+
+
+def one_search_field(app, config) -> None:
+    # pydata-sphinx-theme puts a search field in the header of every page by default; sphinx-book-theme
+    # already has one at the top of the sidebar, so a desktop page showed two.
+    config.html_theme_options["navbar_persistent"] = []
+
+
+# --- Chinese text ---------------------------------------------------------------------------------
+
+CHINESE = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff01-\uff5e]+"
+                     r"(?:[ \w,.:;!?'\"()\u00b7-]*[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff01-\uff5e]+)*")
+TAG = re.compile(r"(<[^>]*>)")
+NOT_TEXT = re.compile(r"<(script|style)\b|<[^>]*\bclass=\"[^\"]*\bmath\b|<[^>]*\blang=\"zh", re.I)
+ZH = "language-zh-Hans"  # docutils writes an element with class language-X as lang="X"
+SKIP_NODES = (nodes.literal_block, nodes.math, nodes.math_block, nodes.raw, nodes.comment, nodes.substitution_definition)
+
+
+def mark_chinese_in_doctree(app, doctree) -> None:
+    """The same marking in the document tree, where titles are marked before the page's "on this page"
+    contents and the navigation copy them (the HTML pass below then sees them marked already)."""
+    for text in list(doctree.findall(nodes.Text)):
+        parent = text.parent
+        if parent is None or not CHINESE.search(text) or ZH in parent.get("classes", []):
+            continue
+        if any(isinstance(node, SKIP_NODES) for node in _ancestors(parent)):
+            continue
+        pieces, last = [], 0
+        for match in CHINESE.finditer(text):
+            if match.start() > last:
+                pieces.append(nodes.Text(text[last:match.start()]))
+            pieces.append(nodes.inline(match.group(0), match.group(0), classes=[ZH]))
+            last = match.end()
+        if last < len(text):
+            pieces.append(nodes.Text(text[last:]))
+        parent.replace(text, pieces)
+
+
+def _ancestors(node):
+    while node is not None:
+        yield node
+        node = node.parent
+
+
+def mark_chinese(html: str) -> str:
+    """Wrap each run of Chinese in ``<span lang="zh-Hans">``: text between tags only, never inside math
+    (MathJax reads ``\\(...\\)`` as one string), a script or style, or a span that already says so."""
+    pieces = TAG.split(html)
+    for i in range(0, len(pieces), 2):  # even pieces are text, odd ones tags
+        if pieces[i] and not (i and NOT_TEXT.match(pieces[i - 1])):
+            pieces[i] = CHINESE.sub(lambda m: f'<span lang="zh-Hans">{m.group(0)}</span>', pieces[i])
+    return "".join(pieces)
+
+
+def mark_chinese_in_page(app, pagename, templatename, context, doctree) -> None:
+    if "body" in context:
+        context["body"] = mark_chinese(context["body"])
 
 
 # --- alt text -------------------------------------------------------------------------------------
@@ -245,6 +310,9 @@ register_bibtex_plugin("sphinxcontrib.bibtex.style.referencing", "course_author_
 
 def setup(app):
     app.connect("config-inited", use_local_mathjax)
+    app.connect("config-inited", one_search_field)
+    app.connect("doctree-read", mark_chinese_in_doctree, priority=400)
+    app.connect("html-page-context", mark_chinese_in_page)
     app.connect("doctree-read", set_figure_alt_text)
     app.connect("html-page-context", tidy_assets, priority=900)
     app.connect("html-page-context", default_colour_mode)
