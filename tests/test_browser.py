@@ -97,8 +97,10 @@ async () => {
   const images = await Promise.all([...document.images].map(async img => {
     img.loading = 'eager';
     try { await img.decode(); } catch (e) {}
+    const link = img.closest('a');
     return {src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
-            loaded: img.complete && img.naturalWidth > 0};
+            loaded: img.complete && img.naturalWidth > 0, figure: !!img.closest('.bd-article'),
+            full_size: !!link && link.getAttribute('href') === img.getAttribute('src')};
   }));
   const launch = [...document.querySelectorAll('.dropdown-launch-buttons a')].map(a => a.href);
   const visible = el => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
@@ -201,6 +203,8 @@ def failures(report: dict, notebooks: list[str]) -> list[str]:
         for image in page["images"]:
             if not image["loaded"]:
                 found.append(f"{name}: image {image['src']} did not load")
+            if image["figure"] and "_images/" in image["src"] and not image["full_size"]:
+                found.append(f"{name}: image {image['src']} does not open at full size (no link to itself)")
             alt = image["alt"].strip()
             if not alt or alt.endswith((".png", ".svg", ".jpg")) or "_images/" in alt:
                 found.append(f"{name}: image {image['src']} has no meaningful alt text ({alt!r})")

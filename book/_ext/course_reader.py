@@ -20,6 +20,9 @@
 - **Chinese marked as Chinese**: every run of Chinese characters in a page's body is wrapped in
   ``<span lang="zh-Hans">`` (fonts and screen readers then treat it as Chinese), except inside math, scripts
   and styles, which the browser does not read as text.
+- **Every figure opens at full size**: each figure image in a page's body (``_images/``) that is not a
+  link already becomes a link to the image file itself, so a reader can open a figure larger than the
+  column shows it (on a phone, the only way to read a multi-panel figure).
 - **Links in the bibliography**: an entry with an ``eprint`` (arXiv id) or a ``doi`` links to it (pybtex's
   plain style formats both as links).
 - **Author–year labels** for the bibliography: the pybtex style ``course_author_year`` labels entries
@@ -129,9 +132,27 @@ def mark_chinese(html: str) -> str:
     return "".join(pieces)
 
 
-def mark_chinese_in_page(app, pagename, templatename, context, doctree) -> None:
+IMAGE = re.compile(r'<img\b[^>]*\bsrc="([^"]*_images/[^"]+)"[^>]*>')
+ANCHOR = re.compile(r"<a\b|</a>")
+
+
+def link_images_to_full_size(html: str) -> str:
+    """Wrap each figure image that is not inside a link in a link to the image file."""
+    pieces, last = [], 0
+    for match in IMAGE.finditer(html):
+        anchors = ANCHOR.findall(html, 0, match.start())
+        if anchors and anchors[-1] != "</a>":  # already inside <a ...>
+            continue
+        pieces += [html[last:match.start()],
+                   f'<a class="course-full-size" href="{match.group(1)}" title="Open the figure at full size">',
+                   match.group(0), "</a>"]
+        last = match.end()
+    return "".join(pieces) + html[last:]
+
+
+def reader_body(app, pagename, templatename, context, doctree) -> None:
     if "body" in context:
-        context["body"] = mark_chinese(context["body"])
+        context["body"] = link_images_to_full_size(mark_chinese(context["body"]))
 
 
 # --- alt text -------------------------------------------------------------------------------------
@@ -312,7 +333,7 @@ def setup(app):
     app.connect("config-inited", use_local_mathjax)
     app.connect("config-inited", one_search_field)
     app.connect("doctree-read", mark_chinese_in_doctree, priority=400)
-    app.connect("html-page-context", mark_chinese_in_page)
+    app.connect("html-page-context", reader_body)
     app.connect("doctree-read", set_figure_alt_text)
     app.connect("html-page-context", tidy_assets, priority=900)
     app.connect("html-page-context", default_colour_mode)
