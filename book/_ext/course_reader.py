@@ -20,6 +20,10 @@
 - **Chinese marked as Chinese**: every run of Chinese characters in a page's body is wrapped in
   ``<span lang="zh-Hans">`` (fonts and screen readers then treat it as Chinese), except inside math, scripts
   and styles, which the browser does not read as text.
+- **Numbered tables from notebook outputs**: a code cell's metadata ``mystnb: figure: {name, caption}``
+  makes its output a numbered figure ("Fig. 4.2"); with ``classes: table`` as well, the output (a pandas
+  table) becomes a numbered *table* instead ("Table 4.1", counted with the book's other tables), and
+  ``{numref}`` refers to either by its name.
 - **Every figure opens at full size**: each figure image in a page's body (``_images/``) that is not a
   link already becomes a link to the image file itself, so a reader can open a figure larger than the
   column shows it (on a phone, the only way to read a multi-panel figure).
@@ -44,6 +48,7 @@ from pybtex.plugin import register_plugin
 from pybtex.richtext import Text
 from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
+from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 from sphinxcontrib.bibtex.plugin import register_plugin as register_bibtex_plugin
 from sphinxcontrib.bibtex.style.referencing import BracketStyle
@@ -176,6 +181,47 @@ def set_figure_alt_text(app, doctree) -> None:
             continue
         for image, text in zip(images, texts):
             image["alt"] = text.strip()
+
+
+# --- numbered tables ------------------------------------------------------------------------------
+
+class numbered_table(nodes.General, nodes.Element):
+    """A notebook output shown as a table with a numbered caption (made from MyST-NB's figure wrapper)."""
+
+
+def _table_title(node) -> str:
+    caption = next(iter(node.findall(nodes.caption)), None)
+    return caption.astext() if caption is not None else ""
+
+
+def _visit_numbered_table(self, node) -> None:
+    self.body.append(self.starttag(node, "figure", CLASS="course-table"))
+
+
+def _depart_numbered_table(self, node) -> None:
+    self.body.append("</figure>\n")
+
+
+class NotebookTables(SphinxTransform):
+    """Turn MyST-NB figure wrappers with class ``table`` into numbered tables, before the domains collect
+    labels (priority 850), so that ``{numref}`` and the numbering see a table."""
+
+    default_priority = 840
+
+    def apply(self, **kwargs) -> None:
+        for figure in list(self.document.findall(nodes.figure)):
+            if "table" not in figure["classes"]:
+                continue
+            table = numbered_table("", *figure.children)
+            # the caption goes above a table
+            captions = [child for child in table.children if isinstance(child, nodes.caption)]
+            for caption in captions:
+                table.remove(caption)
+                table.insert(0, caption)
+            figure.replace_self(table)  # copies the figure's ids, names and classes onto the table
+            table["classes"] = [c for c in table["classes"] if c != "table"]  # not Bootstrap's .table
+            for id_ in table["ids"]:
+                self.document.ids[id_] = table
 
 
 # --- scripts and stylesheets once ------------------------------------------------------------------
@@ -332,6 +378,9 @@ register_bibtex_plugin("sphinxcontrib.bibtex.style.referencing", "course_author_
 def setup(app):
     app.connect("config-inited", use_local_mathjax)
     app.connect("config-inited", one_search_field)
+    app.add_enumerable_node(numbered_table, "table", _table_title,
+                            html=(_visit_numbered_table, _depart_numbered_table))
+    app.add_transform(NotebookTables)
     app.connect("doctree-read", mark_chinese_in_doctree, priority=400)
     app.connect("html-page-context", reader_body)
     app.connect("doctree-read", set_figure_alt_text)
