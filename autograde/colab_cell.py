@@ -79,10 +79,39 @@ def new_cell(source: str, chapter: bool) -> dict:
             "source": source.splitlines(True), "metadata": metadata}
 
 
+# The box that opens every exercise notebook, right under its title (instructor notebooks only; the
+# student notebooks get it through `make release`). A blockquote, so that it is a box in Jupyter, Colab and
+# the book alike.
+RUN_BOX = (
+    "> **How to run this notebook.** In the browser, with nothing to install: the rocket button at the top of\n"
+    "> the book's page opens it on **Binder** (JupyterLab with the course's exact environment) or on **Colab**\n"
+    "> (run the first code cell there: it installs the course). On your own machine: download the `.ipynb`\n"
+    "> (the download button at the top of the page) into a Jupyter that has the course installed, or clone the\n"
+    "> course repository and run `make lab`, whose **Validate** button runs every test of the notebook.\n"
+    ">\n"
+    "> **Studying on your own?** The test cell under each answer is your check: when it passes, your answer is\n"
+    "> right on the cases it tries. A course that grades these notebooks runs those tests and more of the same\n"
+    "> kind (random inputs, edge cases, other shapes), never a different standard.\n"
+)
+
+
+def with_run_box(intro: str) -> str:
+    """The intro cell's text with the current box right after its title line (replacing an older box)."""
+    lines = intro.split("\n")
+    title, rest = lines[0], "\n".join(lines[1:]).lstrip("\n")
+    if rest.startswith("> **How to run this notebook.**"):
+        rest = rest.split("\n\n", 1)[1] if "\n\n" in rest else ""
+    return f"{title}\n\n{RUN_BOX}\n{rest}"
+
+
 def ensure(path: Path) -> bool:
-    """Give the notebook at ``path`` the current Colab cell; True when the file changed."""
+    """Give the notebook at ``path`` the current Colab cell (and an exercise its run box); True when the file
+    changed."""
     text = path.read_text(encoding="utf-8")
     nb = json.loads(text)
+    if not is_chapter(path):
+        intro = nb["cells"][0]
+        intro["source"] = with_run_box("".join(intro["source"])).splitlines(True)
     source = cell_source(corpus=needs_corpus(path))
     existing = next((c for c in nb["cells"] if c.get("id") == CELL_ID), None)
     if existing is not None:
@@ -101,4 +130,4 @@ if __name__ == "__main__":
         sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "autograde" / "source").glob("*/*.ipynb"))
     for path in paths:
         if ensure(path):
-            print(f"wrote the Colab cell into {path}")
+            print(f"wrote the Colab cell (and, for an exercise, its run box) into {path}")

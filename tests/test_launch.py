@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "autograde"))
-from colab_cell import cell_source, needs_corpus  # noqa: E402
+from colab_cell import RUN_BOX, cell_source, needs_corpus  # noqa: E402
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY = CONFIG["repository"]["url"]
@@ -79,6 +79,17 @@ def test_first_code_cell_installs_the_course_on_colab_only(path, monkeypatch):
     calls = run_on_fake_colab(cell.source, str(path), monkeypatch)
     assert len(calls) == 1
     assert_installs_the_course(calls)
+
+
+@pytest.mark.parametrize("path", EXERCISES + INSTRUCTOR, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_exercise_opens_with_how_to_run_it(path):
+    intro = nbformat.read(path, as_version=4).cells[0]
+    assert intro.cell_type == "markdown" and intro.source.startswith("# ")
+    title, rest = intro.source.split("\n", 1)
+    assert rest.lstrip("\n").startswith(RUN_BOX), \
+        "the box under the title is autograde/colab_cell.py's RUN_BOX: run it, then make release"
+    for way in ("Binder", "Colab", "download", "make lab", "Validate", "Studying on your own"):
+        assert way in RUN_BOX
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
