@@ -15,19 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_CHAPTERS = {"Exercises", "Back matter"}
 
 
+def toc() -> dict:
+    return yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+
+
 def toc_parts() -> list[tuple[str, bool, list[str]]]:
     """(caption, numbered, chapter files without book/ and .ipynb) for each part of the book proper."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     return [
         (part["caption"], bool(part.get("numbered")), [Path(ch["file"]).name for ch in part["chapters"]])
-        for part in toc["parts"]
+        for part in toc()["parts"]
         if part["caption"] not in NOT_CHAPTERS
     ]
 
 
 def toc_exercises() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    (part,) = [part for part in toc["parts"] if part["caption"] == "Exercises"]
+    (part,) = [part for part in toc()["parts"] if part["caption"] == "Exercises"]
     return [Path(ch["file"]).name for ch in part["chapters"]]
 
 
